@@ -1,0 +1,51 @@
+"""Configuration helpers used by workflow/rules/common.smk before validation.
+
+Snakemake's ``--config`` takes top-level keys only and parses nested YAML values as strings
+(``--config 'vae={latent_sizes: [0]}'`` gives ``['0']``), so values are coerced to the types the
+schema asks for first; validation then reports the offending key with its dotted path.
+"""
+from __future__ import annotations
+
+import yaml
+
+
+def _types(schema: dict) -> list[str]:
+    t = schema.get("type", [])
+    return [t] if isinstance(t, str) else list(t)
+
+
+def coerce_to_schema(value, schema: dict):
+    """Return ``value`` with strings turned into the number/boolean/null/list the schema expects."""
+    types = _types(schema)
+    if isinstance(value, str) and types and "string" not in types:
+        try:
+            value = yaml.safe_load(value)
+        except yaml.YAMLError:
+            return value
+    if isinstance(value, dict) and "properties" in schema:
+        return {k: coerce_to_schema(v, schema["properties"].get(k, {})) for k, v in value.items()}
+    if isinstance(value, list) and isinstance(schema.get("items"), dict):
+        return [coerce_to_schema(v, schema["items"]) for v in value]
+    return value
+
+
+def validation_message(error) -> str:
+    """'config key vae.latent_sizes[0]: 0 is less than the minimum of 1' from a jsonschema error."""
+    path = ""
+    for part in error.absolute_path:
+        path += f"[{part}]" if isinstance(part, int) else (f".{part}" if path else str(part))
+    return f"config key {path or '(top level)'}: {error.message}"
+
+
+def validate_config(config: dict, schema: dict) -> dict:
+    """Coerce, fill defaults and validate; raise ValueError naming every bad key."""
+    import jsonschema
+
+    coerced = coerce_to_schema(config, schema)
+    config.clear()
+    config.update(coerced)
+    validator = jsonschema.Draft202012Validator(schema)
+    errors = sorted(validator.iter_errors(config), key=lambda e: list(e.absolute_path))
+    if errors:
+        raise ValueError("invalid configuration:\n  " + "\n  ".join(validation_message(e) for e in errors))
+    return config

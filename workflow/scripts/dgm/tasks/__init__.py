@@ -1,0 +1,1 @@
+"""One function per rule: what a workflow script calls after unpacking ``snakemake.*``."""

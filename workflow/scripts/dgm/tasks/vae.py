@@ -1,0 +1,131 @@
+"""Rules train_vae and evaluate_vae as plain functions (the scripts only unpack arguments)."""
+from __future__ import annotations
+
+import logging
+import math
+import os
+import time
+from pathlib import Path
+
+import torch
+
+from dgm import data, io, plotting, training
+from dgm.vae import VAE, VAEConfig, VAETrainer
+
+MODEL_FILE_VERSION = 1
+log = logging.getLogger("dgm")
+
+
+def _binary_float(split: dict, name: str, device) -> torch.Tensor:
+    return split[f"{name}_binary"].reshape(len(split[f"{name}_binary"]), -1).to(device=device, dtype=torch.float32)
+
+
+def train_vae(
+    *,
+    splits_path: str,
+    model_path: str,
+    metrics_path: str,
+    snapshots_path: str,
+    sample_paths: dict[int, str],
+    latent_dim: int,
+    hidden_dim: int,
+    epochs: int,
+    batch_size: int,
+    lr: float,
+    seed: int,
+    snapshot_epochs: list[int],
+    sample_mode: str = "mean",
+    device: str = "auto",
+    eval_batch_size: int = 1000,
+    kill_after_epoch: int | None = None,
+) -> list[dict]:
+    """Train one VAE; write the model, per-epoch metrics, snapshots and sample grids."""
+    dev = training.select_device(device)
+    splits = data.load_splits(splits_path)
+    meta = splits["meta"]
+    options = dict(latent_dim=latent_dim, hidden_dim=hidden_dim, epochs=epochs, batch_size=batch_size, lr=lr,
+                   seed=seed, snapshot_epochs=sorted(snapshot_epochs), sample_mode=sample_mode, data=meta)
+    log.info("training VAE on %s (%d train / %d validation images) on %s: %s",
+             meta["dataset"], meta["n_train"], meta["n_valid"], dev, {k: v for k, v in options.items() if k != "data"})
+
+    training.seed_everything(seed)
+    model = VAE(VAEConfig(latent_dim=latent_dim, hidden_dim=hidden_dim)).to(dev)
+    trainer = VAETrainer(model, lr=lr, valid_x=_binary_float(splits, "valid", dev), eval_batch=eval_batch_size,
+                         sample_mode=sample_mode)
+    generator = torch.Generator(device=dev).manual_seed(seed)
+
+    if meta["binarization"] == "static":
+        train_data = _binary_float(splits, "train", dev)
+        prepare = None
+    else:
+        train_data = splits["train_images"].reshape(meta["n_train"], -1).to(dev)  # uint8, (N, 784)
+
+        def prepare(batch, g):  # a fresh Bernoulli draw for every minibatch
+            return torch.bernoulli(batch.float().div_(255.0), generator=g)
+
+    checkpoint_path = Path(model_path).parent / ".resume.pt"
+    t0 = time.perf_counter()
+    rows, snapshots = training.fit(
+        trainer, train_data, epochs=epochs, batch_size=batch_size, generator=generator,
+        checkpoint_path=checkpoint_path, metrics_path=metrics_path,
+        fingerprint=training.config_fingerprint(options), snapshot_epochs=set(snapshot_epochs),
+        prepare_batch=prepare, device=dev, stop_after_epoch=kill_after_epoch,
+    )
+    for epoch, path in sample_paths.items():
+        plotting.save_grid(snapshots[epoch]["samples"], path, nrow=4, title=f"z = {latent_dim}, epoch {epoch}")
+    io.torch_save(snapshots, snapshots_path)
+    io.torch_save(
+        {
+            "version": MODEL_FILE_VERSION,
+            "model": model.describe(),
+            "state_dict": {k: v.cpu() for k, v in model.state_dict().items()},
+            "epoch": epochs,
+            "options": {k: v for k, v in options.items() if k != "data"},
+            "data": meta,
+            "device": str(dev),
+        },
+        model_path,
+    )
+    checkpoint_path.unlink(missing_ok=True)  # the job is complete: nothing left to resume
+    log.info("done in %.1f s; final validation -ELBO %.2f nats", time.perf_counter() - t0, rows[-1]["valid_nelbo"])
+    return rows
+
+
+def load_vae(model_path: str | os.PathLike, device="cpu") -> VAE:
+    ckpt = torch.load(model_path, map_location=device, weights_only=True)
+    description = dict(ckpt["model"])
+    description.pop("class")
+    model = VAE(VAEConfig.from_dict(description)).to(device)
+    model.load_state_dict(ckpt["state_dict"])
+    return model.eval()
+
+
+@torch.inference_mode()
+def evaluate_vae(*, model_path: str, splits_path: str, output_path: str, seed: int = 0, device: str = "auto",
+                 batch_size: int = 1000) -> dict:
+    """Test-set negative ELBO (one reparameterised sample per image) on the fixed binarised test set."""
+    dev = training.select_device(device)
+    model = load_vae(model_path, dev)
+    splits = data.load_splits(splits_path)
+    x = _binary_float(splits, "test", dev)
+    g = torch.Generator(device=dev).manual_seed(seed)
+    parts = {"nelbo": [], "recon": [], "kl": []}
+    for i in range(0, len(x), batch_size):
+        terms = model(x[i : i + batch_size], g)
+        for k in parts:
+            parts[k].append(terms[k].double().cpu())
+    values = {k: torch.cat(v) for k, v in parts.items()}
+    n = len(x)
+    result = {
+        "model": "vae",
+        "latent_dim": model.latent_dim,
+        "n_test": n,
+        "test_nelbo": values["nelbo"].mean().item(),
+        "test_nelbo_stderr": (values["nelbo"].std() / math.sqrt(n)).item(),
+        "test_recon": values["recon"].mean().item(),
+        "test_kl": values["kl"].mean().item(),
+        "test_nelbo_bpd": values["nelbo"].mean().item() / (784 * math.log(2)),
+        "parameters": sum(p.numel() for p in model.parameters()),
+    }
+    io.write_json(result, output_path)
+    return result

@@ -1,0 +1,210 @@
+"""The training loop every model shares: epochs over in-memory tensors, per-epoch CSV,
+snapshots at chosen epochs, and a resume checkpoint that survives a killed job.
+
+A model plugs in through a small ``Trainer`` object (see ``VAETrainer`` in ``dgm.vae``):
+
+- ``train_step(batch, generator) -> dict[str, float]`` for one minibatch (already on device),
+- ``evaluate(generator) -> dict[str, float]`` the validation metrics of one epoch,
+- ``state_dict()`` / ``load_state_dict()`` covering networks and optimisers,
+- ``snapshot(generator) -> dict`` what to keep at a snapshot epoch (weights, samples...).
+
+The checkpoint is not a declared Snakemake output (Snakemake deletes those before a rerun): it
+lives beside them, holds everything needed to continue bit-for-bit (trainer state, RNG states,
+finished epochs' metrics and snapshots), and is removed once the job has written its outputs.
+"""
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import logging
+import math
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Callable
+
+import torch
+from tqdm import tqdm
+
+from dgm import io
+
+CHECKPOINT_VERSION = 1
+log = logging.getLogger("dgm")
+
+
+def select_device(spec: str = "auto") -> torch.device:
+    """'auto' -> CUDA when available, else CPU; 'cpu', 'cuda', 'cuda:1' as given."""
+    if spec == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(spec)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device: {spec!r} was asked for but CUDA is not available here")
+    return device
+
+
+def seed_everything(seed: int) -> None:
+    """Seed torch's global RNG (weight init and dropout use it); data order uses explicit generators."""
+    torch.manual_seed(seed)
+
+
+def config_fingerprint(config: dict) -> str:
+    """A short hash of the options that define a run: a checkpoint only resumes the same run."""
+    return hashlib.sha256(json.dumps(config, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def write_csv(rows: list[dict], path: str | os.PathLike) -> None:
+    """Write rows atomically; columns are the union of keys in first-seen order."""
+    columns: list[str] = []
+    for row in rows:
+        columns += [k for k in row if k not in columns]
+    with io.atomic_path(path) as tmp, open(tmp, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=columns, restval="")
+        w.writeheader()
+        w.writerows(rows)
+
+
+class _LineStream:
+    """Turns tqdm's carriage-return redraws into one line per update, so a log file stays readable."""
+
+    def __init__(self, stream):
+        self.stream = stream
+
+    def write(self, s: str) -> None:
+        s = s.replace("\r", "").rstrip()
+        if s:
+            self.stream.write(s + "\n")
+
+    def flush(self) -> None:
+        self.stream.flush()
+
+
+def progress(iterable, *, total=None, desc=None, mininterval: float = 10.0):
+    """tqdm with a minimum interval: a log line at most every ``mininterval`` seconds (and at the end)."""
+    stream = sys.stderr if sys.stderr.isatty() else _LineStream(sys.stderr)
+    return tqdm(iterable, total=total, desc=desc, mininterval=mininterval, maxinterval=max(mininterval, 60.0),
+                ncols=100, ascii=True, file=stream)
+
+
+def _rng_state(generator: torch.Generator, device: torch.device) -> dict:
+    # Library code draws only from torch RNGs (explicit generator; global one for dropout/init).
+    state = {"generator": generator.get_state(), "torch": torch.get_rng_state()}
+    if device.type == "cuda":
+        state["cuda"] = torch.cuda.get_rng_state(device)
+    return state
+
+
+def _set_rng_state(state: dict, generator: torch.Generator, device: torch.device) -> None:
+    generator.set_state(state["generator"])
+    torch.set_rng_state(state["torch"])
+    if device.type == "cuda" and "cuda" in state:
+        torch.cuda.set_rng_state(state["cuda"], device)
+
+
+def load_checkpoint(path: str | os.PathLike, device: torch.device) -> dict:
+    # RNG states must stay on the CPU; the trainer moves weights and optimiser state to its device.
+    return torch.load(path, map_location="cpu", weights_only=True)
+
+
+def fit(
+    trainer,
+    train_data: torch.Tensor,
+    *,
+    epochs: int,
+    batch_size: int,
+    generator: torch.Generator,
+    checkpoint_path: str | os.PathLike,
+    metrics_path: str | os.PathLike,
+    fingerprint: str,
+    snapshot_epochs: set[int] = frozenset(),
+    prepare_batch: Callable[[torch.Tensor, torch.Generator], torch.Tensor] | None = None,
+    device: torch.device | None = None,
+    drop_last: bool = False,
+    stop_after_epoch: int | None = None,
+) -> tuple[list[dict], dict[int, dict]]:
+    """Train for ``epochs`` epochs (resuming from ``checkpoint_path`` when it holds this run).
+
+    ``train_data`` stays where it is (CPU or device); minibatches are gathered by index and moved
+    to ``device``; ``prepare_batch(batch, generator)`` turns stored data into model input (e.g. a
+    dynamic binarisation). Epoch 0 evaluates the untrained model, so curves and sample grids
+    start at initialisation as in the seed study. Returns (metrics rows, snapshots by epoch).
+
+    ``stop_after_epoch`` kills the process with SIGKILL right after that epoch's checkpoint is
+    written: a fault-injection hook for the resume tests (env DGM_KILL_AFTER_EPOCH).
+    """
+    if epochs < 1:
+        raise ValueError(f"epochs must be >= 1, got {epochs}")
+    device = device or train_data.device
+    checkpoint_path = Path(checkpoint_path)
+    rows: list[dict] = []
+    snapshots: dict[int, dict] = {}
+    start = 0
+    if checkpoint_path.exists():
+        ckpt = load_checkpoint(checkpoint_path, device)
+        if ckpt.get("version") == CHECKPOINT_VERSION and ckpt.get("fingerprint") == fingerprint:
+            trainer.load_state_dict(ckpt["trainer"])
+            _set_rng_state(ckpt["rng"], generator, device)
+            rows, snapshots, start = ckpt["rows"], ckpt["snapshots"], ckpt["epoch"]
+            log.info("resuming from %s after epoch %d of %d", checkpoint_path, start, epochs)
+        else:
+            log.info("ignoring %s: it belongs to a different configuration", checkpoint_path)
+
+    def checkpoint(epoch: int) -> None:
+        io.torch_save(
+            {
+                "version": CHECKPOINT_VERSION,
+                "fingerprint": fingerprint,
+                "epoch": epoch,
+                "trainer": trainer.state_dict(),
+                "rng": _rng_state(generator, device),
+                "rows": rows,
+                "snapshots": snapshots,
+            },
+            checkpoint_path,
+        )
+
+    if start == 0 and not rows:
+        t0 = time.perf_counter()
+        row = {"epoch": 0, **{f"valid_{k}": v for k, v in trainer.evaluate(generator).items()}}
+        row["seconds"] = time.perf_counter() - t0
+        rows.append(row)
+        if 0 in snapshot_epochs:
+            snapshots[0] = trainer.snapshot(generator)
+        write_csv(rows, metrics_path)
+        checkpoint(0)
+
+    n = len(train_data)
+    n_batches = n // batch_size if drop_last else math.ceil(n / batch_size)
+    for epoch in range(start + 1, epochs + 1):
+        t0 = time.perf_counter()
+        perm = torch.randperm(n, generator=generator, device=generator.device)
+        sums: dict[str, float] = {}
+        seen = 0
+        for b in progress(range(n_batches), desc=f"epoch {epoch}/{epochs}"):
+            idx = perm[b * batch_size : (b + 1) * batch_size].to(train_data.device)
+            batch = train_data[idx].to(device, non_blocking=True)
+            if prepare_batch is not None:
+                batch = prepare_batch(batch, generator)
+            stats = trainer.train_step(batch, generator)
+            for k, v in stats.items():
+                sums[k] = sums.get(k, 0.0) + v * len(idx)
+            seen += len(idx)
+        train_seconds = time.perf_counter() - t0
+        row = {"epoch": epoch, **{f"train_{k}": v / seen for k, v in sums.items()}}
+        row.update({f"valid_{k}": v for k, v in trainer.evaluate(generator).items()})
+        row["train_seconds"] = train_seconds
+        row["seconds"] = time.perf_counter() - t0
+        rows.append(row)
+        if epoch in snapshot_epochs:
+            snapshots[epoch] = trainer.snapshot(generator)
+        shown = ", ".join(f"{k}={v:.4g}" for k, v in row.items() if k != "epoch")
+        log.info("epoch %d/%d: %s", epoch, epochs, shown)
+        write_csv(rows, metrics_path)
+        checkpoint(epoch)
+        if stop_after_epoch is not None and epoch == stop_after_epoch:
+            log.warning("DGM_KILL_AFTER_EPOCH=%d: killing this process with SIGKILL", epoch)
+            for handler in logging.getLogger().handlers:
+                handler.flush()
+            os.kill(os.getpid(), 9)
+    return rows, snapshots

@@ -1,0 +1,165 @@
+"""Bernoulli variational auto-encoder with an MLP encoder and decoder.
+
+Kingma & Welling, "Auto-Encoding Variational Bayes", ICLR 2014 (arXiv:1312.6114).
+The architecture is the seed study's: encoder 784 -> 500 -> (mu, log sigma^2), decoder
+z -> 500 -> 784 Bernoulli logits, standard-normal prior, closed-form Gaussian KL.
+
+Interface shared by the latent-variable estimators (``dgm.estimators``):
+``encode(x) -> (mu, logvar)``, ``log_likelihood(x, z) -> log p(x|z)`` summed over pixels,
+``latent_dim``; and by every model: ``sample(n, generator=...)`` returning images in [0, 1].
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+LOG_2PI = math.log(2 * math.pi)
+
+
+@dataclass(frozen=True)
+class VAEConfig:
+    latent_dim: int = 20  # size of z; the seed study uses 2 and 20
+    hidden_dim: int = 500  # width of the single hidden layer on both sides
+    data_dim: int = 784  # flattened 28x28 image
+
+    def __post_init__(self):
+        for name in ("latent_dim", "hidden_dim", "data_dim"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < 1:
+                raise ValueError(f"VAEConfig.{name} must be a positive integer, got {value!r}")
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "VAEConfig":
+        unknown = set(d) - set(cls.__dataclass_fields__)
+        if unknown:
+            raise ValueError(f"unknown VAE option(s): {sorted(unknown)}")
+        return cls(**d)
+
+
+def gaussian_kl_standard_normal(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
+    """KL(N(mu, diag exp(logvar)) || N(0, I)) summed over the last axis (seed eq. 15/25)."""
+    return 0.5 * (logvar.exp() + mu.pow(2) - 1.0 - logvar).sum(-1)
+
+
+def log_normal_diag(z: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
+    """log N(z; mu, diag exp(logvar)), summed over the last axis."""
+    return -0.5 * (LOG_2PI + logvar + (z - mu).pow(2) / logvar.exp()).sum(-1)
+
+
+def log_standard_normal(z: torch.Tensor) -> torch.Tensor:
+    """log N(z; 0, I), summed over the last axis."""
+    return -0.5 * (LOG_2PI + z.pow(2)).sum(-1)
+
+
+def bernoulli_log_likelihood(x: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
+    """log Bern(x; sigmoid(logits)) summed over the last axis, stable for any logits."""
+    return -F.binary_cross_entropy_with_logits(logits, x.expand_as(logits), reduction="none").sum(-1)
+
+
+class VAE(nn.Module):
+    def __init__(self, config: VAEConfig | None = None, **kwargs):
+        super().__init__()
+        self.config = config or VAEConfig.from_dict(kwargs)
+        c = self.config
+        self.latent_dim = c.latent_dim
+        self.encoder = nn.Sequential(nn.Linear(c.data_dim, c.hidden_dim), nn.ReLU())
+        self.enc_mu = nn.Linear(c.hidden_dim, c.latent_dim)
+        self.enc_logvar = nn.Linear(c.hidden_dim, c.latent_dim)
+        self.decoder = nn.Sequential(
+            nn.Linear(c.latent_dim, c.hidden_dim), nn.ReLU(), nn.Linear(c.hidden_dim, c.data_dim)
+        )
+
+    def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        h = self.encoder(x)  # (B, H)
+        return self.enc_mu(h), self.enc_logvar(h)  # (B, Z) each
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        return self.decoder(z)  # (..., 784) Bernoulli logits
+
+    def log_likelihood(self, x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+        """log p(x|z) for x (B, 784) and z (..., B, Z) -> (..., B)."""
+        return bernoulli_log_likelihood(x, self.decode(z))
+
+    def forward(self, x: torch.Tensor, generator: torch.Generator | None = None) -> dict:
+        """One-sample ELBO terms per image: ``recon`` = -log p(x|z), ``kl``, ``nelbo`` (all (B,))."""
+        x = x.flatten(1)  # (B, 784)
+        mu, logvar = self.encode(x)  # (B, Z)
+        eps = torch.randn(mu.shape, generator=generator, device=mu.device, dtype=mu.dtype)
+        z = mu + eps * (0.5 * logvar).exp()  # reparameterisation: gradients flow through mu, sigma
+        recon = -self.log_likelihood(x, z)  # (B,)
+        kl = gaussian_kl_standard_normal(mu, logvar)  # (B,)
+        return {"recon": recon, "kl": kl, "nelbo": recon + kl}
+
+    def loss(self, x: torch.Tensor, generator: torch.Generator | None = None):
+        """Mean negative ELBO in nats per image, and its parts for logging."""
+        terms = self(x, generator)
+        return terms["nelbo"].mean(), {k: v.detach().mean().item() for k, v in terms.items()}
+
+    @torch.inference_mode()
+    def sample(self, n: int, *, generator: torch.Generator | None = None, mode: str = "mean") -> torch.Tensor:
+        """n images (n, 1, 28, 28) in [0, 1] from z ~ p(z): decoder means, or Bernoulli draws."""
+        if mode not in ("mean", "bernoulli"):
+            raise ValueError(f"unknown sample mode {mode!r}; use 'mean' or 'bernoulli'")
+        device = next(self.parameters()).device
+        z = torch.randn(n, self.latent_dim, generator=generator, device=device)
+        probs = torch.sigmoid(self.decode(z))  # (n, 784)
+        if mode == "bernoulli":
+            probs = torch.bernoulli(probs, generator=generator)
+        return probs.view(n, 1, 28, 28)
+
+    @torch.inference_mode()
+    def decode_mean(self, z: torch.Tensor) -> torch.Tensor:
+        """Decoder means for given latents, as images (B, 1, 28, 28); used for the manifold."""
+        return torch.sigmoid(self.decode(z)).view(-1, 1, 28, 28)
+
+    def describe(self) -> dict:
+        return {"class": "VAE", **asdict(self.config)}
+
+
+class VAETrainer:
+    """Adam on the negative ELBO; the ``dgm.training.fit`` plug-in for the VAE."""
+
+    def __init__(self, model: VAE, *, lr: float, valid_x: torch.Tensor, n_samples: int = 16, eval_batch: int = 1000,
+                 sample_mode: str = "mean"):
+        self.model = model
+        self.sample_mode = sample_mode
+        self.optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+        self.valid_x = valid_x  # (N, 784) float {0, 1}, fixed-seed binarised, on the model's device
+        self.n_samples = n_samples
+        self.eval_batch = eval_batch
+
+    def train_step(self, x: torch.Tensor, generator: torch.Generator) -> dict:
+        self.model.train()
+        loss, stats = self.model.loss(x, generator)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+        return stats
+
+    @torch.inference_mode()
+    def evaluate(self, generator: torch.Generator) -> dict:
+        self.model.eval()
+        sums = {}
+        for i in range(0, len(self.valid_x), self.eval_batch):
+            terms = self.model(self.valid_x[i : i + self.eval_batch], generator)
+            for k, v in terms.items():
+                sums[k] = sums.get(k, 0.0) + v.sum().item()
+        return {k: v / len(self.valid_x) for k, v in sums.items()}
+
+    def snapshot(self, generator: torch.Generator) -> dict:
+        # A separate generator keeps the training stream untouched by snapshot draws, and the same
+        # prior draws at every epoch make the grids comparable over training (seed Fig. 2).
+        g = torch.Generator(device=generator.device).manual_seed(0)
+        state = {k: v.detach().cpu().clone() for k, v in self.model.state_dict().items()}
+        return {"model": state, "samples": self.model.sample(self.n_samples, generator=g, mode=self.sample_mode).cpu()}
+
+    def state_dict(self) -> dict:
+        return {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict()}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
