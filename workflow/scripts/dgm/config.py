@@ -14,14 +14,25 @@ def _types(schema: dict) -> list[str]:
     return [t] if isinstance(t, str) else list(t)
 
 
+def _parse_scalar(text: str):
+    for parse in (int, float):  # YAML 1.1 reads "1e-3" as a string; Python does not
+        try:
+            return parse(text)
+        except ValueError:
+            pass
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError:
+        return text
+
+
 def coerce_to_schema(value, schema: dict):
     """Return ``value`` with strings turned into the number/boolean/null/list the schema expects."""
     types = _types(schema)
+    if isinstance(value, str) and "null" in types and value in ("null", "~", "None", ""):
+        return None
     if isinstance(value, str) and types and "string" not in types:
-        try:
-            value = yaml.safe_load(value)
-        except yaml.YAMLError:
-            return value
+        value = _parse_scalar(value)
     if isinstance(value, dict) and "properties" in schema:
         return {k: coerce_to_schema(v, schema["properties"].get(k, {})) for k, v in value.items()}
     if isinstance(value, list) and isinstance(schema.get("items"), dict):

@@ -1,0 +1,88 @@
+import csv
+
+import pytest
+import torch
+
+from dgm import training
+from dgm.vae import VAE, VAETrainer
+
+
+def _setup(seed=0):
+    training.seed_everything(seed)
+    model = VAE(latent_dim=2, hidden_dim=16)
+    valid = torch.bernoulli(torch.full((50, 784), 0.3), generator=torch.Generator().manual_seed(9))
+    data = (torch.rand(200, 784, generator=torch.Generator().manual_seed(3)) * 255).to(torch.uint8)
+    return VAETrainer(model, lr=1e-3, valid_x=valid), data
+
+
+def _prepare(batch, g):
+    return torch.bernoulli(batch.float() / 255, generator=g)
+
+
+def _fit(tmp_path, trainer, data, epochs, **kw):
+    return training.fit(trainer, data, epochs=epochs, batch_size=64, generator=torch.Generator().manual_seed(0),
+                        checkpoint_path=tmp_path / "ckpt.pt", metrics_path=tmp_path / "metrics.csv",
+                        fingerprint="f", snapshot_epochs={0, epochs}, prepare_batch=_prepare, **kw)
+
+
+def test_rows_csv_and_snapshots(tmp_path):
+    trainer, data = _setup()
+    rows, snaps = _fit(tmp_path, trainer, data, 3)
+    assert [r["epoch"] for r in rows] == [0, 1, 2, 3]
+    assert "train_nelbo" not in rows[0] and "valid_nelbo" in rows[0]
+    assert set(snaps) == {0, 3} and snaps[3]["samples"].shape == (16, 1, 28, 28)
+    with open(tmp_path / "metrics.csv") as f:
+        written = list(csv.DictReader(f))
+    assert len(written) == 4 and float(written[3]["train_nelbo"]) == pytest.approx(rows[3]["train_nelbo"])
+
+
+def test_resume_gives_identical_result(tmp_path):
+    trainer, data = _setup()
+    full, _ = _fit(tmp_path / "a", trainer, data, 4)
+    # interrupted after 2 epochs: a fresh process would start from the checkpoint
+    trainer, data = _setup()
+    training.fit(trainer, data, epochs=2, batch_size=64, generator=torch.Generator().manual_seed(0),
+                 checkpoint_path=tmp_path / "b" / "ckpt.pt", metrics_path=tmp_path / "b" / "m.csv",
+                 fingerprint="f", snapshot_epochs={0, 4}, prepare_batch=_prepare)
+    trainer, data = _setup(seed=123)  # different init: resume must overwrite it
+    resumed, _ = training.fit(trainer, data, epochs=4, batch_size=64, generator=torch.Generator().manual_seed(99),
+                              checkpoint_path=tmp_path / "b" / "ckpt.pt", metrics_path=tmp_path / "b" / "m.csv",
+                              fingerprint="f", snapshot_epochs={0, 4}, prepare_batch=_prepare)
+    strip = lambda rows: [{k: v for k, v in r.items() if "seconds" not in k} for r in rows]  # noqa: E731
+    assert strip(resumed) == strip(full)
+
+
+def test_checkpoint_of_other_config_is_ignored(tmp_path):
+    trainer, data = _setup()
+    _fit(tmp_path, trainer, data, 2)
+    trainer, data = _setup()
+    rows, _ = training.fit(trainer, data, epochs=2, batch_size=64, generator=torch.Generator().manual_seed(0),
+                           checkpoint_path=tmp_path / "ckpt.pt", metrics_path=tmp_path / "m2.csv",
+                           fingerprint="other", prepare_batch=_prepare)
+    assert [r["epoch"] for r in rows] == [0, 1, 2]
+
+
+def test_epochs_must_be_positive(tmp_path):
+    trainer, data = _setup()
+    with pytest.raises(ValueError, match="epochs"):
+        _fit(tmp_path, trainer, data, 0)
+
+
+def test_select_device():
+    assert training.select_device("cpu").type == "cpu"
+    assert training.select_device("auto").type == ("cuda" if torch.cuda.is_available() else "cpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="'cuda:1'"):
+            training.select_device("cuda:1")
+
+
+def test_fingerprint_changes_with_config():
+    assert training.config_fingerprint({"a": 1}) == training.config_fingerprint({"a": 1})
+    assert training.config_fingerprint({"a": 1}) != training.config_fingerprint({"a": 2})
+
+
+def test_progress_writes_lines_not_carriage_returns(capsys):
+    for _ in training.progress(range(3), desc="x", mininterval=0):
+        pass
+    err = capsys.readouterr().err
+    assert "\r" not in err and "3/3" in err
