@@ -75,9 +75,11 @@ def get_final_outputs():
 
 
 def get_report_inputs(wildcards):
+    """Named lists of paths; each report section (dgm.tasks.<model>.report_section) picks its own."""
+    vae_runs = [run_dir("vae", z, s, DATASET) for z, s in get_vae_runs()] if "vae" in config["models"] else []
     return {
-        "splits": f"results/{DATASET}/data/splits.json",
-        "vae_metrics": [f"{run_dir('vae', z, s, DATASET)}/metrics.csv" for z, s in get_vae_runs()],
-        "vae_tests": [f"{run_dir('vae', z, s, DATASET)}/test_metrics.json" for z, s in get_vae_runs()],
-        "figures": [p for p in get_final_outputs() if "/figures/" in p],
+        "splits": [f"results/{DATASET}/data/splits.json"],
+        "vae_metrics": [f"{d}/metrics.csv" for d in vae_runs],
+        "vae_tests": [f"{d}/test_metrics.json" for d in vae_runs],
+        "vae_figures": [p for p in get_final_outputs() if "/figures/vae_" in p],
     }

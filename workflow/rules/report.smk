@@ -10,8 +10,7 @@ rule report:
     params:
         title=config["report"]["title"],
         config=config,
-        html_template=f"{workflow.basedir}/report/template.html",
-        tex_template=f"{workflow.basedir}/report/template.tex",
+        template_dir=f"{workflow.basedir}/report",
         benchmarks_dir="benchmarks",
     resources:
         mem_mb=1000,

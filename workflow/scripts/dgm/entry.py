@@ -26,8 +26,6 @@ def start_log(path: str | os.PathLike | None) -> logging.Logger:
 
 def claim_gpu() -> None:
     """Give this job a GPU that no other running job of the workflow holds (see dgm.gpu_slots)."""
-    try:
-        from dgm import gpu_slots
-    except ImportError:  # TEMP
-        return
+    from dgm import gpu_slots
+
     gpu_slots.claim_for_job()

@@ -1,8 +1,20 @@
-"""Rule report: every number comes from a results file of the run the report documents."""
+"""Rule report: the study as one self-contained HTML file and a LaTeX source.
+
+Every model contributes a *section* built from this run's result files: a plain dict
+
+    {"id": "vae", "title": "...", "paragraphs": [str], "tables": [{"caption", "header", "rows"}],
+     "figures": [{"path", "caption"}]}
+
+produced by ``report_section(inputs)`` in its ``dgm.tasks.<model>`` module from the report rule's
+named inputs (lists of paths). The templates in ``report/`` render sections generically, so a new
+model adds a section function and a line in ``SECTIONS``, never template code. No number is typed
+by hand: cells are formatted from the results files.
+"""
 from __future__ import annotations
 
 import base64
 import csv
+import importlib
 import json
 import logging
 import math
@@ -19,8 +31,12 @@ from dgm import io
 
 log = logging.getLogger("dgm")
 PACKAGES = ["torch", "torchvision", "numpy", "scipy", "pandas", "matplotlib", "snakemake"]
+# Sections in the seed study's order: module in dgm.tasks providing report_section(inputs).
+SECTIONS = ["vae"]
 LATEX_SPECIAL = {"&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_", "{": r"\{", "}": r"\}",
-                 "~": r"\textasciitilde{}", "^": r"\textasciicircum{}", "\\": r"\textbackslash{}"}
+                 "~": r"\textasciitilde{}", "^": r"\textasciicircum{}", "\\": r"\textbackslash{}",
+                 "±": r"$\pm$", "−": r"$-$", "×": r"$\times$", "≈": r"$\approx$", "≥": r"$\geq$",
+                 "≤": r"$\leq$", "σ": r"$\sigma$", "→": r"$\to$", "–": "--", "—": "---"}
 
 
 def latex_escape(value) -> str:
@@ -28,6 +44,7 @@ def latex_escape(value) -> str:
 
 
 def fmt(value, digits: int = 2) -> str:
+    """A number for a table cell; '–' where a value is undefined."""
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "–"
     if isinstance(value, float):
@@ -35,27 +52,44 @@ def fmt(value, digits: int = 2) -> str:
     return str(value)
 
 
+def fmt_pm(mean, err, digits: int = 2) -> str:
+    return f"{fmt(mean, digits)} ± {fmt(err, digits)}"
+
+
 def read_csv(path) -> list[dict]:
     with open(path, newline="") as f:
         return [{k: _num(v) for k, v in row.items()} for row in csv.DictReader(f)]
 
 
+def read_json(path) -> dict:
+    with open(path) as f:
+        return json.load(f)
+
+
 def _num(v):
-    try:
-        return int(v)
-    except ValueError:
+    for parse in (int, float):
         try:
-            return float(v)
-        except ValueError:
-            return v
+            return parse(v)
+        except (TypeError, ValueError):
+            pass
+    return v
+
+
+def run_key(path) -> dict:
+    """model, latent and seed from a results path .../{model}/z{latent}/seed{seed}/file."""
+    parts = Path(path).parts
+    return {"model": parts[-4], "latent": int(parts[-3][1:]), "seed": int(parts[-2][4:])}
 
 
 def git_commit(cwd=".") -> str:
     try:
-        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=cwd, capture_output=True, text=True, timeout=10)
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=cwd, capture_output=True,
-                               text=True, timeout=10).stdout.strip()
-        return out.stdout.strip() + (" (with uncommitted changes)" if dirty else "") if out.returncode == 0 else "unknown"
+        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=cwd, capture_output=True, text=True,
+                             timeout=10)
+        if out.returncode != 0:
+            return "unknown (not a git checkout)"
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=cwd,
+                               capture_output=True, text=True, timeout=10).stdout.strip()
+        return out.stdout.strip() + (" (with uncommitted changes)" if dirty else "")
     except (OSError, subprocess.SubprocessError):
         return "unknown"
 
@@ -70,8 +104,8 @@ def package_versions() -> dict[str, str]:
     return out
 
 
-def benchmark_rows(benchmarks_dir) -> list[dict]:
-    """Wall time per job from Snakemake's benchmark files (first repeat)."""
+def benchmark_rows(benchmarks_dir) -> list[list[str]]:
+    """[job, wall seconds, max RSS MB] per job from Snakemake's benchmark files."""
     rows = []
     for path in sorted(Path(benchmarks_dir).rglob("*.tsv")):
         if path.parts[-2:] == ("report", "report.tsv"):
@@ -79,96 +113,80 @@ def benchmark_rows(benchmarks_dir) -> list[dict]:
         with open(path) as f:
             records = list(csv.DictReader(f, delimiter="\t"))
         if records:
-            rows.append({"job": str(path.relative_to(benchmarks_dir).with_suffix("")),
-                         "seconds": float(records[0]["s"]), "max_rss_mb": _num(records[0].get("max_rss", "nan"))})
+            rows.append([str(path.relative_to(benchmarks_dir).with_suffix("")), fmt(float(records[0]["s"]), 1),
+                         fmt(_num(records[0].get("max_rss", "nan")), 0)])
     return rows
 
 
-def _run_key(path) -> dict:
-    """model, latent and seed from a results path .../{model}/z{latent}/seed{seed}/file."""
-    parts = Path(path).parts
-    return {"model": parts[-4], "latent": int(parts[-3][1:]), "seed": int(parts[-2][4:])}
-
-
-def gather(*, splits_path, vae_metrics, vae_tests, benchmarks_dir, config) -> dict:
-    with open(splits_path) as f:
-        splits = json.load(f)
-    vae_rows = []
-    for metrics_path, test_path in zip(vae_metrics, vae_tests):
-        curve = read_csv(metrics_path)
-        with open(test_path) as f:
-            test = json.load(f)
-        final = curve[-1]
-        trained = [r for r in curve if r["epoch"] > 0]
-        vae_rows.append({
-            **_run_key(metrics_path),
-            "epochs": final["epoch"],
-            "train_nelbo": final["train_nelbo"],
-            "valid_nelbo": final["valid_nelbo"],
-            "best_valid_nelbo": min(r["valid_nelbo"] for r in trained),
-            "test_nelbo": test["test_nelbo"],
-            "test_nelbo_stderr": test["test_nelbo_stderr"],
-            "test_recon": test["test_recon"],
-            "test_kl": test["test_kl"],
-            "parameters": test["parameters"],
-            "seconds_per_epoch": sum(r["train_seconds"] for r in trained) / len(trained),
-        })
+def provenance_section(*, splits_path, config, benchmarks_dir) -> dict:
+    splits = read_json(splits_path)
+    md5_rows = [[key, md5] for key, md5 in splits["md5"].items()]
     return {
-        "splits": splits,
-        "vae": sorted(vae_rows, key=lambda r: (r["latent"], r["seed"])),
-        "benchmarks": benchmark_rows(benchmarks_dir),
-        "packages": package_versions(),
+        "id": "provenance",
+        "title": "Data and provenance",
+        "paragraphs": [
+            f"Dataset {splits['dataset']}: {splits['n_train']} training, {splits['n_valid']} validation and "
+            f"{splits['n_test']} test images ({splits['binarization']} binarisation of the training images; "
+            f"fixed-seed binarised validation and test copies, seed {splits['binarize_seed']}; split seed "
+            f"{splits['split_seed']}). The files "
+            + ("match torchvision's official md5 sums." if splits["official_md5"]
+               else "do not all match torchvision's official md5 sums (a local mirror or subset)."),
+            f"Training seeds {config['seeds']}; device setting '{config['device']}'.",
+        ],
+        "tables": [
+            {"caption": "md5 of the input files", "header": ["file", "md5"], "rows": md5_rows},
+            {"caption": "Package versions", "header": ["package", "version"],
+             "rows": [[k, v] for k, v in package_versions().items()]},
+            {"caption": "Wall time and peak memory per job (Snakemake benchmark files)",
+             "header": ["job", "seconds", "max RSS (MB)"], "rows": benchmark_rows(benchmarks_dir)},
+        ],
+        "figures": [],
+    }
+
+
+def gather_sections(inputs: dict[str, list[str]]) -> list[dict]:
+    sections = []
+    for name in SECTIONS:
+        section = importlib.import_module(f"dgm.tasks.{name}").report_section(inputs)
+        if section is not None:
+            sections.append(section)
+    return sections
+
+
+def build_report(*, title, config, inputs, benchmarks_dir, template_dir, html_path, tex_path) -> dict:
+    """Render report.html (images inlined) and report.tex (figures copied beside it)."""
+    sections = gather_sections(inputs)
+    sections.append(provenance_section(splits_path=inputs["splits"][0], config=config, benchmarks_dir=benchmarks_dir))
+    ctx = {
+        "title": title,
+        "sections": sections,
         "commit": git_commit(),
-        "config": config,
         "created": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "host": platform.node(),
+        "config_json": json.dumps(config, indent=2, default=str),
     }
-
-
-def _figure_entries(figures) -> list[dict]:
-    captions = {
-        "vae_elbo": "Training and validation ELBO per epoch (nats per image) for each latent size (seed Fig. 1).",
-        "vae_samples": "16 samples from the prior, decoded, at the configured epochs (seed Fig. 2).",
-        "vae_manifold": "The learned 2-D manifold: decoder means on a grid of prior quantiles at the start, "
-                        "middle and end of training (seed Fig. 3).",
-    }
-    entries = []
-    for path in figures:
-        stem = Path(path).stem
-        key = next((k for k in captions if stem.startswith(k)), None)
-        entries.append({"path": str(path), "name": Path(path).name, "stem": stem,
-                        "caption": captions.get(key, stem.replace("_", " "))})
-    return entries
-
-
-def build_report(*, title, config, splits_path, vae_metrics, vae_tests, figures, benchmarks_dir, html_template,
-                 tex_template, html_path, tex_path) -> dict:
-    ctx = gather(splits_path=splits_path, vae_metrics=vae_metrics, vae_tests=vae_tests,
-                 benchmarks_dir=benchmarks_dir, config=config)
-    ctx["title"] = title
-    ctx["figures"] = _figure_entries(figures)
-
-    # HTML: one file, every image inlined as a data URI, no external reference.
-    for fig in ctx["figures"]:
+    figures = [fig for s in sections for fig in s["figures"]]
+    for i, fig in enumerate(figures, start=1):
+        fig["number"] = i
+        fig["label"] = Path(fig["path"]).stem
         fig["data_uri"] = "data:image/png;base64," + base64.b64encode(Path(fig["path"]).read_bytes()).decode()
-    env = jinja2.Environment(undefined=jinja2.StrictUndefined, autoescape=jinja2.select_autoescape(["html"]))
-    env.filters["fmt"] = fmt
-    html = env.from_string(Path(html_template).read_text()).render(**ctx)
-    io.write_text(html_path, html)
+        fig["tex_path"] = f"figures/{Path(fig['path']).name}"
 
-    # LaTeX: the source with its figures copied beside it (compiled by the PDF step when enabled).
+    template_dir = Path(template_dir)
+    html_env = jinja2.Environment(loader=jinja2.FileSystemLoader(template_dir), undefined=jinja2.StrictUndefined,
+                                  autoescape=jinja2.select_autoescape(["html"]))
+    io.write_text(html_path, html_env.get_template("template.html").render(**ctx))
+
     tex_dir = Path(tex_path).parent
     (tex_dir / "figures").mkdir(parents=True, exist_ok=True)
-    for fig in ctx["figures"]:
-        shutil.copyfile(fig["path"], tex_dir / "figures" / fig["name"])
-        fig["tex_path"] = f"figures/{fig['name']}"
+    for fig in figures:
+        shutil.copyfile(fig["path"], tex_dir / fig["tex_path"])
     tex_env = jinja2.Environment(
-        undefined=jinja2.StrictUndefined, block_start_string="<%", block_end_string="%>",
-        variable_start_string="<<", variable_end_string=">>", comment_start_string="<#", comment_end_string="#>",
+        loader=jinja2.FileSystemLoader(template_dir), undefined=jinja2.StrictUndefined,
+        block_start_string="<%", block_end_string="%>", variable_start_string="<<", variable_end_string=">>",
+        comment_start_string="<#", comment_end_string="#>",
     )
-    tex_env.filters["fmt"] = fmt
     tex_env.filters["e"] = latex_escape
-    tex = tex_env.from_string(Path(tex_template).read_text()).render(**ctx)
-    io.write_text(tex_path, tex)
-    log.info("wrote %s and %s with %d figures", html_path, tex_path, len(ctx["figures"]))
+    io.write_text(tex_path, tex_env.get_template("template.tex").render(**ctx))
+    log.info("wrote %s and %s: %d sections, %d figures", html_path, tex_path, len(sections), len(figures))
     return ctx
