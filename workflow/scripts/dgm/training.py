@@ -59,6 +59,8 @@ def write_csv(rows: list[dict], path: str | os.PathLike) -> None:
     columns: list[str] = []
     for row in rows:
         columns += [k for k in row if k not in columns]
+    rank = lambda c: 0 if c == "epoch" else 1 if c.startswith("train_") else 2 if c.startswith("valid_") else 3  # noqa: E731
+    columns.sort(key=rank)  # stable: epoch, train_*, valid_*, then the rest in first-seen order
     with io.atomic_path(path) as tmp, open(tmp, "w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=columns, restval="")
         w.writeheader()

@@ -1,0 +1,373 @@
+"""Tests for dgm.flow: invertibility, exact log-dets, the bits/dim bookkeeping, and the model verbs."""
+import math
+
+import numpy as np
+import pytest
+import torch
+from conftest import synthetic_digits
+
+from dgm import training
+from dgm.flow import (
+    AffineCoupling,
+    CompositeTransform,
+    FlowConfig,
+    FlowTrainer,
+    Logit,
+    RealNVP,
+    ScalarScale,
+    checkerboard_mask,
+    dequantize,
+    preprocessing,
+)
+
+SMALL = dict(n_blocks=2, hidden_dim=16)
+BATCH_SHAPES = [1, 3, 17]
+
+
+def gen(seed=0):
+    return torch.Generator().manual_seed(seed)
+
+
+def perturb_(module: torch.nn.Module, seed: int = 0, std: float = 0.3) -> torch.nn.Module:
+    """Random non-zero weights everywhere (the zero-initialised couplings would be trivial)."""
+    g = gen(seed)
+    with torch.no_grad():
+        for p in module.parameters():
+            p.copy_(torch.randn(p.shape, generator=g, dtype=p.dtype) * std)
+    return module
+
+
+def unzero_(model: RealNVP, seed: int = 0, std: float = 0.02) -> RealNVP:
+    """Random last layers on default-initialised hidden layers: couplings that are clearly not
+    the identity (several nats of log-det) yet well conditioned, like a partly trained flow."""
+    g = gen(seed)
+    with torch.no_grad():
+        for layer in model.flow.transforms:
+            for p in layer.net[-1].parameters():
+                p.copy_(torch.randn(p.shape, generator=g) * std)
+    return model
+
+
+def pixel_batch(b, d=784, seed=0):
+    """(b, d) float integer pixels: the shared synthetic digits for d = 784, else uniform 0..255;
+    pixels 0 and 1 are forced to 0 and 255 so both saturated ends are always exercised."""
+    if d == 784:
+        x = torch.from_numpy(synthetic_digits(b, seed)[0]).reshape(b, d).float()
+    else:
+        x = torch.randint(0, 256, (b, d), generator=gen(seed)).float()
+    x[:, 0], x[:, 1] = 0.0, 255.0
+    return x
+
+
+def assert_round_trip(transform, x, atol=1e-4):
+    z, ld_fwd = transform(x)
+    x_back, ld_inv = transform.inverse(z)
+    assert z.shape == x.shape and ld_fwd.shape == ld_inv.shape == (x.shape[0],)
+    for t in (z, ld_fwd, x_back, ld_inv):
+        assert torch.isfinite(t).all()
+    assert (x_back - x).abs().max().item() < atol
+    assert (ld_fwd + ld_inv).abs().max().item() < 1e-5 * max(1.0, ld_fwd.abs().max().item())
+
+
+def jacobian_logdet(f, x_row):
+    jac = torch.autograd.functional.jacobian(lambda r: f(r[None])[0][0], x_row)  # (D, D)
+    return torch.linalg.slogdet(jac).logabsdet
+
+
+# --------------------------------------------------------------------------- transforms
+
+
+@pytest.mark.parametrize("b", BATCH_SHAPES)
+def test_each_coupling_round_trips_with_cancelling_logdets(b):
+    mask = checkerboard_mask(784)
+    for m in (mask, 1 - mask):
+        layer = perturb_(AffineCoupling(m, hidden_dim=32), seed=b)
+        x = torch.randn(b, 784, generator=gen(b))
+        assert_round_trip(layer, x)
+        z, _ = layer(x)
+        assert torch.equal(z[:, m.bool()], x[:, m.bool()])  # conditioning pixels pass through
+
+
+@pytest.mark.parametrize("b", BATCH_SHAPES)
+@pytest.mark.parametrize("alpha", [1e-5, 0.05])
+def test_preprocessing_round_trips_on_dequantised_pixels(b, alpha):
+    v = dequantize(pixel_batch(b), gen(1))
+    assert ((v >= 0) & (v < 256)).all()
+    assert_round_trip(preprocessing(alpha), v)
+
+
+@pytest.mark.parametrize("b", BATCH_SHAPES)
+def test_whole_flow_round_trips(b):
+    torch.manual_seed(b)
+    model = unzero_(RealNVP(learned_scale=True, **SMALL), seed=b)
+    v = dequantize(pixel_batch(b), gen(2))
+    s = model.preprocess(v)[0]
+    z, logdet = model.flow(s)
+    assert (z - s).abs().mean() > 0.1 and logdet.abs().mean() > 1.0  # not a near-identity flow
+    assert_round_trip(model.flow, s)
+    assert_round_trip(model.transform, v)  # pixel units: 1e-4 is a few float32 ulps at 255
+
+
+def test_composite_sums_logdets_and_inverts_in_reverse_order():
+    a, b = ScalarScale(2.0), Logit(0.1)
+    comp = CompositeTransform([a, b])
+    y = torch.rand(4, 5, generator=gen()) / 2  # a(y) in [0, 1)
+    z, ld = comp(y)
+    z_ref, ld_b = b(a(y)[0])
+    assert torch.allclose(z, z_ref) and torch.allclose(ld, a(y)[1] + ld_b)
+    assert torch.allclose(comp.inverse(z)[0], y, atol=1e-6)
+
+
+def test_masks_are_buffers_and_checkerboard():
+    mask = checkerboard_mask(784).view(28, 28)
+    assert mask[0, 0] == 1 and mask[0, 1] == 0 and mask[1, 0] == 0 and mask.sum() == 392
+    assert checkerboard_mask(5).tolist() == [1, 0, 1, 0, 1]
+    model = RealNVP(**SMALL)
+    buffers = dict(model.named_buffers())
+    assert len(buffers) == 2 * SMALL["n_blocks"]
+    masks = [layer.mask for layer in model.flow.transforms]
+    assert torch.equal(masks[0] + masks[1], torch.ones(784))  # block = mask, then 1 - mask
+    assert all("mask" not in n for n, _ in model.named_parameters())
+
+
+# --------------------------------------------------------------------------- exact log-dets
+
+
+@pytest.mark.parametrize("learned_scale", [False, True])
+def test_logdets_match_autograd_jacobian(learned_scale):
+    """data_dim 16 (a 4x4 checkerboard), float64, random weights: log|det J| by brute force."""
+    torch.manual_seed(0)
+    model = perturb_(RealNVP(data_dim=16, n_blocks=2, hidden_dim=8, alpha=0.05,
+                             learned_scale=learned_scale), std=0.5).double()
+    v = dequantize(pixel_batch(3, d=16).double(), gen(3))
+    s = model.preprocess(v)[0]
+    pieces = [(model.preprocess, v), (model.transform, v), (model.flow, s)]
+    pieces += [(layer, s) for layer in model.flow.transforms]
+    for transform, inputs in pieces:
+        _, logdet = transform(inputs)
+        for i in range(inputs.shape[0]):
+            expected = jacobian_logdet(transform, inputs[i])
+            assert logdet[i].item() == pytest.approx(expected.item(), abs=1e-8, rel=1e-10)
+            _, inv_logdet = transform.inverse(transform(inputs[i : i + 1])[0])
+            assert inv_logdet.item() == pytest.approx(-expected.item(), abs=1e-8, rel=1e-10)
+
+
+# --------------------------------------------------------------------------- bits per dimension
+
+
+@pytest.mark.parametrize("alpha", [1e-5, 0.05])
+def test_identity_flow_bpd_is_the_preprocessing_closed_form(alpha):
+    """At initialisation every coupling is the identity, so log p_v(v) is the standard normal
+    log density of s = logit(alpha + (1 - 2 alpha) v / 256) plus the scale and logit log-dets."""
+    model = RealNVP(alpha=alpha, **SMALL)
+    x = pixel_batch(5)
+    u = torch.rand(x.shape, generator=gen(7)).double().numpy()  # the noise model.bpd will draw
+    v = x.double().numpy() + u
+    p = alpha + (1 - 2 * alpha) * v / 256
+    s = np.log(p) - np.log1p(-p)
+    log_normal = -0.5 * (np.log(2 * np.pi) + s**2)
+    log_det = -np.log(256) + np.log(1 - 2 * alpha) - np.log(p) - np.log1p(-p)
+    log_pv = (log_normal + log_det).sum(axis=1)  # (B,)
+    bpd_hand = -log_pv / (784 * np.log(2))
+
+    got = model.bpd(x, gen(7)).detach().numpy()
+    np.testing.assert_allclose(got, bpd_hand, rtol=1e-5)
+    np.testing.assert_allclose(model.log_prob(x, gen(7)).detach().numpy(), log_pv, rtol=1e-5)
+    loss, logs = model.loss(x, gen(7))
+    assert loss.item() == pytest.approx(-log_pv.mean(), rel=1e-5)
+    assert logs["bpd"] == pytest.approx(bpd_hand.mean(), rel=1e-5)
+    assert set(logs) >= {"bpd", "nll"} and all(isinstance(val, float) for val in logs.values())
+
+
+def test_bpd_with_k_samples_is_log_mean_exp_of_the_draws():
+    model = unzero_(RealNVP(**SMALL))
+    x = pixel_batch(4)
+    g = gen(11)
+    draws = torch.stack([model.log_prob(x, g) for _ in range(3)])  # (3, B)
+    expected = -(torch.logsumexp(draws, 0) - math.log(3)) / (784 * math.log(2))
+    got = model.bpd(x, gen(11), k=3)
+    assert torch.allclose(got, expected)
+    assert (got <= -draws.mean(0) / (784 * math.log(2)) + 1e-6).all()  # Jensen: never looser
+    with pytest.raises(ValueError):
+        model.bpd(x, k=0)
+
+
+def test_inputs_accept_images_and_uint8():
+    model = unzero_(RealNVP(**SMALL))
+    x = pixel_batch(3)
+    ref = model.log_prob(x, gen(5))
+    assert torch.allclose(model.log_prob(x.view(3, 1, 28, 28), gen(5)), ref)
+    assert torch.allclose(model.log_prob(x.to(torch.uint8), gen(5)), ref)
+
+
+# --------------------------------------------------------------------------- model verbs
+
+
+def test_sampling_shapes_ranges_and_determinism():
+    model = unzero_(RealNVP(**SMALL))
+    pixels = model.sample_pixels(6, generator=gen(4))
+    assert pixels.shape == (6, 1, 28, 28)
+    assert torch.isfinite(pixels).all() and pixels.min() >= 0 and pixels.max() <= 255
+    assert torch.equal(pixels, pixels.round())
+    images = model.sample(6, generator=gen(4))
+    assert images.shape == (6, 1, 28, 28) and images.min() >= 0 and images.max() <= 1
+    assert torch.equal(images, pixels / 255)
+    assert torch.equal(model.sample(6, generator=gen(4)), images)
+    assert not torch.equal(model.sample(6, generator=gen(5)), images)
+    continuous = model.sample_pixels(6, generator=gen(4), discretize=False)
+    assert torch.equal(continuous.floor().clamp(0, 255), pixels)
+    assert model.sample_pixels(2, generator=gen(0)).requires_grad is False
+
+
+def test_fixed_generator_gives_same_log_prob():
+    model = unzero_(RealNVP(**SMALL))
+    x = pixel_batch(4)
+    assert torch.equal(model.log_prob(x, gen(3)), model.log_prob(x, gen(3)))
+    assert not torch.equal(model.log_prob(x, gen(3)), model.log_prob(x, gen(4)))
+
+
+def test_interpolation_endpoints_reproduce_the_inputs():
+    model = unzero_(RealNVP(**SMALL))
+    x_a, x_b = pixel_batch(2, seed=1), pixel_batch(2, seed=2)
+    path = model.interpolate(x_a.view(2, 1, 28, 28), x_b, steps=5)
+    assert path.shape == (2, 5, 1, 28, 28) and path.min() >= 0 and path.max() <= 1
+    assert torch.equal(path[:, 0].flatten(1), x_a / 255)
+    assert torch.equal(path[:, -1].flatten(1), x_b / 255)
+    with pytest.raises(ValueError):
+        model.interpolate(x_a, x_b, steps=1)
+
+
+def test_one_adam_step_lowers_the_loss():
+    torch.manual_seed(0)
+    model = RealNVP(**SMALL)
+    x = pixel_batch(32)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    before, _ = model.loss(x, gen(9))
+    opt.zero_grad()
+    before.backward()
+    opt.step()
+    after, _ = model.loss(x, gen(9))  # same noise draw: only the parameters changed
+    assert torch.isfinite(before) and after.item() < before.item()
+
+
+def test_config_validation_and_describe():
+    with pytest.raises(ValueError, match="hidden_size"):
+        FlowConfig.from_dict({"hidden_size": 3})
+    with pytest.raises(ValueError, match="hidden_size"):
+        RealNVP(hidden_size=3)
+    for bad in ({"alpha": 0.0}, {"alpha": 0.5}, {"n_blocks": 0}, {"hidden_dim": 2.5}):
+        with pytest.raises(ValueError):
+            FlowConfig.from_dict(bad)
+    assert FlowConfig() == FlowConfig(n_blocks=4, hidden_dim=1024, data_dim=784, alpha=1e-5)
+    info = RealNVP(**SMALL).describe()
+    assert info["class"] == "RealNVP" and info["n_blocks"] == 2 and info["hidden_dim"] == 16
+    per_coupling = 784 * 16 + 16 + 16 * 16 + 16 + 16 * 1568 + 1568
+    assert info["n_parameters"] == 2 * 2 * per_coupling
+
+
+def test_full_size_parameter_count():
+    """The course flow: 8 couplings of 784 -> 1024 -> 1024 -> 1568, ~27.7M parameters."""
+    per_coupling = 784 * 1024 + 1024 + 1024 * 1024 + 1024 + 1024 * 1568 + 1568
+    with torch.device("meta"):
+        model = RealNVP()
+    assert model.describe()["n_parameters"] == 8 * per_coupling
+
+
+def test_from_description_rebuilds_describe_and_checks_the_parameter_count():
+    model = RealNVP(alpha=0.01, learned_scale=True, **SMALL)
+    info = model.describe()
+    rebuilt = RealNVP.from_description(info)
+    assert rebuilt.config == model.config and rebuilt.latent_dim == 784
+    assert RealNVP.from_description({k: v for k, v in info.items() if k != "class"}).config == model.config
+    with pytest.raises(ValueError, match="parameters"):
+        RealNVP.from_description({**info, "n_parameters": 1})
+    with pytest.raises(ValueError, match="VAE"):
+        RealNVP.from_description({**info, "class": "VAE"})
+    with pytest.raises(ValueError, match="hidden_size"):
+        RealNVP.from_description({**info, "hidden_size": 3})
+
+
+# --------------------------------------------------------------------------- trainer
+
+
+def _trainer(grad_clip=None, lr=1e-3, n_valid=40, seed=0):
+    torch.manual_seed(seed)
+    model = RealNVP(**SMALL)
+    valid = pixel_batch(n_valid, seed=3).to(torch.uint8)
+    return FlowTrainer(model, lr=lr, valid_x=valid, grad_clip=grad_clip, eval_batch=16)
+
+
+def test_trainer_step_lowers_the_validation_bpd_and_reports_bits():
+    trainer = _trainer(lr=1e-3)
+    x = pixel_batch(64, seed=1).to(torch.uint8)
+    before = trainer.evaluate(gen(0))
+    stats = [trainer.train_step(x, gen(i)) for i in range(15)]
+    after = trainer.evaluate(gen(0))
+    assert set(stats[0]) >= {"nll", "bpd", "grad_norm"}
+    assert stats[0]["bpd"] == pytest.approx(stats[0]["nll"] / (784 * math.log(2)))
+    assert after["bpd"] < before["bpd"] - 0.5
+    assert set(before) == {"nll", "bpd"} and before["bpd"] == pytest.approx(before["nll"] / (784 * math.log(2)))
+
+
+def test_trainer_evaluate_is_the_mean_over_all_validation_images():
+    trainer = _trainer()
+    unzero_(trainer.model)
+    got = trainer.evaluate(gen(5))["bpd"]  # in batches of 16 over 40 images
+    expected = trainer.model(trainer.valid_x, gen(5))["bpd"].double().mean().item()  # one batch, same draws
+    assert got == pytest.approx(expected, rel=1e-6)
+
+
+def test_trainer_clips_the_gradient_norm():
+    trainer = _trainer(grad_clip=0.5)
+    stats = trainer.train_step(pixel_batch(32).to(torch.uint8), gen(1))
+    assert stats["grad_norm"] > 0.5  # the untrained flow's gradients are large: clipping is active
+    clipped = torch.linalg.vector_norm(torch.stack([p.grad.norm() for p in trainer.model.parameters()]))
+    assert clipped.item() == pytest.approx(0.5, rel=1e-4)
+    unclipped = _trainer(grad_clip=None)
+    stats_none = unclipped.train_step(pixel_batch(32).to(torch.uint8), gen(1))
+    assert stats_none["grad_norm"] == pytest.approx(stats["grad_norm"], rel=1e-5)  # same init, same batch
+    total = torch.linalg.vector_norm(torch.stack([p.grad.norm() for p in unclipped.model.parameters()]))
+    assert total.item() == pytest.approx(stats["grad_norm"], rel=1e-4)
+
+
+def test_trainer_rejects_bad_options_and_a_non_finite_loss():
+    for bad in (0, -1.0):
+        with pytest.raises(ValueError, match="grad_clip"):
+            _trainer(grad_clip=bad)
+    with pytest.raises(ValueError, match="784 pixels"):
+        FlowTrainer(RealNVP(**SMALL), lr=1e-3, valid_x=torch.zeros(4, 10))
+    trainer = _trainer()
+    with torch.no_grad():
+        trainer.model.flow.transforms[0].net[-1].bias.fill_(float("nan"))
+    with pytest.raises(FloatingPointError, match="flow.lr"):
+        trainer.train_step(pixel_batch(4), gen(0))
+
+
+def test_trainer_snapshot_is_samples_only_and_leaves_the_training_stream_alone():
+    trainer = _trainer()
+    unzero_(trainer.model)
+    g = gen(42)
+    state = g.get_state()
+    snap = trainer.snapshot(g)
+    assert set(snap) == {"samples"} and snap["samples"].shape == (16, 1, 28, 28)
+    assert 0 <= snap["samples"].min() and snap["samples"].max() <= 1
+    assert torch.equal(g.get_state(), state)
+    assert torch.equal(trainer.snapshot(gen(7))["samples"], snap["samples"])  # same prior draws every epoch
+
+
+def test_fit_with_the_flow_trainer_resumes_to_the_same_result(tmp_path):
+    data = torch.from_numpy(synthetic_digits(96, seed=4)[0]).reshape(96, 784)  # uint8
+
+    def run(folder, epochs, init_seed=0, gen_seed=0):
+        trainer = _trainer(grad_clip=1.0, seed=init_seed)
+        return training.fit(trainer, data, epochs=epochs, batch_size=32, generator=gen(gen_seed),
+                            checkpoint_path=tmp_path / folder / "ckpt.pt", metrics_path=tmp_path / folder / "m.csv",
+                            fingerprint="f", snapshot_epochs={0, 3})
+
+    full, full_snaps = run("a", 3)
+    run("b", 2)  # interrupted after 2 epochs
+    resumed, snaps = run("b", 3, init_seed=123, gen_seed=99)  # resume overwrites init and RNG state
+    strip = lambda rows: [{k: v for k, v in r.items() if "seconds" not in k} for r in rows]  # noqa: E731
+    assert strip(resumed) == strip(full)
+    assert [r["epoch"] for r in full] == [0, 1, 2, 3] and {"train_bpd", "valid_bpd", "train_grad_norm"} <= set(full[1])
+    assert torch.equal(snaps[3]["samples"], full_snaps[3]["samples"])

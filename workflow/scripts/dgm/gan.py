@@ -1,0 +1,304 @@
+"""Fully connected GAN with the non-saturating generator loss.
+
+Goodfellow et al., "Generative Adversarial Nets", NeurIPS 2014 (arXiv:1406.2661).
+The architecture is the seed study's (§2.5): generator z -> 128 -> 256 -> 512 -> 1024 -> 784 with
+LeakyReLU(0.2), batch norm on the three wider hidden layers and a tanh output; discriminator
+784 -> 512 -> 256 -> 1 with LeakyReLU(0.2) and dropout 0.3. The discriminator returns logits
+(the seed squashes with a sigmoid; the losses here use the equivalent, numerically stable
+``binary_cross_entropy_with_logits``).
+
+Pixels: real images enter every public method as floats in [0, 1] and are mapped to [-1, 1]
+(the range of the generator's tanh) inside; ``sample`` and ``generate`` map back to [0, 1], so
+evaluation code sees the same pixel range for every model.
+
+Objectives (seed eqs. 43-44), both means over the batch, each drawing fresh noise:
+    L_D = -E_x[log D(x)] - E_z[log(1 - D(G(z)))]
+    L_G = -E_z[log D(G(z))]        (non-saturating, seed §2.4)
+
+``interpolate_latents`` is model-agnostic and also serves the VAE and flow interpolation figures.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+# At the optimum of the game p_g = p_data, so the best discriminator outputs D = 1/2 everywhere
+# (seed §2.3). Then L_D = -log(1/2) - log(1 - 1/2) = 2 log 2 = log 4 and L_G = -log(1/2) = log 2.
+# (The seed's Fig. 5 caption writes L_G = log 1/2, a sign slip: a cross-entropy is never negative.)
+# V(D, G) = -L_D = -log 4 is the seed's eq. 42.
+EQUILIBRIUM_D_LOSS = math.log(4.0)
+EQUILIBRIUM_G_LOSS = math.log(2.0)
+
+# The course's interpolation figure: 7 intermediate points between two latents, i.e. 9 points
+# counting both endpoints; pass this as ``steps`` to ``interpolate_latents``.
+COURSE_INTERPOLATION_STEPS = 9
+
+INTERPOLATION_METHODS = ("linear", "slerp", "cdf")
+
+
+@dataclass(frozen=True)
+class GANConfig:
+    latent_dim: int = 100  # size of z ~ N(0, I); seed §2.1 calls it d
+    hidden_dim: int = 128  # generator's first hidden width h; it doubles three times to 8h = 1024
+    data_dim: int = 784  # flattened 28x28 image
+    negative_slope: float = 0.2  # LeakyReLU slope in both networks (seed §2.5: alpha = 0.2)
+    dropout: float = 0.3  # dropout after each hidden layer of the discriminator (seed §2.5)
+
+    def __post_init__(self):
+        for name in ("latent_dim", "hidden_dim", "data_dim"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"GANConfig.{name} must be a positive integer, got {value!r}")
+        if not 0.0 <= self.negative_slope < 1.0:
+            raise ValueError(f"GANConfig.negative_slope must be in [0, 1), got {self.negative_slope!r}")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"GANConfig.dropout must be in [0, 1), got {self.dropout!r}")
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "GANConfig":
+        unknown = set(d) - set(cls.__dataclass_fields__)
+        if unknown:
+            raise ValueError(f"unknown GAN option(s): {sorted(unknown)}")
+        return cls(**d)
+
+
+def to_tanh_range(x: torch.Tensor) -> torch.Tensor:
+    """Images in [0, 1], (B, 784) or (B, 1, 28, 28) -> flat (B, 784) in [-1, 1]."""
+    return x.flatten(1) * 2.0 - 1.0
+
+
+def from_tanh_range(x: torch.Tensor) -> torch.Tensor:
+    """Flat generator outputs (B, 784) in [-1, 1] -> images (B, 1, 28, 28) in [0, 1]."""
+    return ((x + 1.0) * 0.5).clamp(0.0, 1.0).view(-1, 1, 28, 28)
+
+
+class Generator(nn.Module):
+    """z (B, Z) -> pixels (B, 784) in [-1, 1]."""
+
+    def __init__(self, c: GANConfig):
+        super().__init__()
+        h, act = c.hidden_dim, lambda: nn.LeakyReLU(c.negative_slope)
+        self.net = nn.Sequential(
+            nn.Linear(c.latent_dim, h), act(),  # no batch norm on the first layer (seed §2.5)
+            nn.Linear(h, 2 * h), nn.BatchNorm1d(2 * h), act(),
+            nn.Linear(2 * h, 4 * h), nn.BatchNorm1d(4 * h), act(),
+            nn.Linear(4 * h, 8 * h), nn.BatchNorm1d(8 * h), act(),
+            nn.Linear(8 * h, c.data_dim), nn.Tanh(),
+        )
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return self.net(z)  # (B, 784)
+
+
+class Discriminator(nn.Module):
+    """Pixels (B, 784) in [-1, 1] -> logits (B,) of "x is real"."""
+
+    def __init__(self, c: GANConfig):
+        super().__init__()
+        h, act = c.hidden_dim, lambda: nn.LeakyReLU(c.negative_slope)
+        self.net = nn.Sequential(
+            nn.Linear(c.data_dim, 4 * h), act(), nn.Dropout(c.dropout),
+            nn.Linear(4 * h, 2 * h), act(), nn.Dropout(c.dropout),
+            nn.Linear(2 * h, 1),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x).squeeze(-1)  # (B,)
+
+
+class GAN(nn.Module):
+    def __init__(self, config: GANConfig | None = None, **kwargs):
+        super().__init__()
+        if config is not None and kwargs:
+            raise ValueError(f"pass either a GANConfig or keyword options, not both: {sorted(kwargs)}")
+        self.config = config or GANConfig.from_dict(kwargs)
+        self.latent_dim = self.config.latent_dim
+        self.generator = Generator(self.config)
+        self.discriminator = Discriminator(self.config)
+
+    def _noise(self, n: int, generator: torch.Generator | None) -> torch.Tensor:
+        device = next(self.parameters()).device
+        return torch.randn(n, self.latent_dim, generator=generator, device=device)  # (n, Z)
+
+    def discriminate(self, x: torch.Tensor) -> torch.Tensor:
+        """Logits (B,) that images x in [0, 1] are real; sigmoid gives D(x)."""
+        return self.discriminator(to_tanh_range(x))
+
+    def discriminator_loss(self, x_real: torch.Tensor, generator: torch.Generator | None = None):
+        """L_D on a real batch and as many fresh fakes; gradients reach only the discriminator."""
+        real = to_tanh_range(x_real)  # (B, 784)
+        with torch.no_grad():  # fakes are constants for D's update: no graph through G
+            fake = self.generator(self._noise(real.shape[0], generator))  # (B, 784)
+        logit_real = self.discriminator(real)  # (B,)
+        logit_fake = self.discriminator(fake)  # (B,)
+        # -log D(x) = BCE(logit, 1); -log(1 - D(G(z))) = BCE(logit, 0)
+        loss = (F.binary_cross_entropy_with_logits(logit_real, torch.ones_like(logit_real))
+                + F.binary_cross_entropy_with_logits(logit_fake, torch.zeros_like(logit_fake)))
+        return loss, {
+            "d_loss": loss.item(),
+            "d_real": torch.sigmoid(logit_real).mean().item(),
+            "d_fake": torch.sigmoid(logit_fake).mean().item(),
+        }
+
+    def generator_loss(self, batch_size: int, generator: torch.Generator | None = None):
+        """Non-saturating L_G on fresh fakes. Backward also fills D's grads unless D is frozen."""
+        logit_fake = self.discriminator(self.generator(self._noise(batch_size, generator)))  # (B,)
+        loss = F.binary_cross_entropy_with_logits(logit_fake, torch.ones_like(logit_fake))
+        return loss, {"g_loss": loss.item(), "d_fake": torch.sigmoid(logit_fake).mean().item()}
+
+    def train_step(self, x_real: torch.Tensor, opt_d: torch.optim.Optimizer, opt_g: torch.optim.Optimizer,
+                   generator: torch.Generator | None = None) -> dict:
+        """One discriminator update, then one generator update (seed §2.5: objectives separated,
+        fresh samples from G for each). D goes first so that G's step is taken against the
+        discriminator that has just seen this batch. The caller sets train mode.
+
+        Returns floats ``d_loss``, ``d_real``, ``d_fake`` (D's step, before its update) and
+        ``g_loss`` (G's step, after D's update).
+        """
+        opt_d.zero_grad(set_to_none=True)
+        loss_d, stats = self.discriminator_loss(x_real, generator)
+        loss_d.backward()
+        opt_d.step()
+
+        opt_g.zero_grad(set_to_none=True)
+        self.discriminator.requires_grad_(False)  # D is a fixed critic here: skip its weight grads
+        try:
+            loss_g, stats_g = self.generator_loss(x_real.shape[0], generator)
+            loss_g.backward()
+        finally:
+            self.discriminator.requires_grad_(True)
+        opt_g.step()
+        return {**stats, "g_loss": stats_g["g_loss"]}
+
+    @torch.inference_mode()
+    def generate(self, z: torch.Tensor) -> torch.Tensor:
+        """Images (B, 1, 28, 28) in [0, 1] for given latents z (B, Z), batch norm in eval mode."""
+        was_training = self.generator.training
+        self.generator.eval()  # running statistics: a sample must not depend on its batch-mates
+        try:
+            return from_tanh_range(self.generator(z))
+        finally:
+            self.generator.train(was_training)
+
+    @torch.inference_mode()
+    def sample(self, n: int, *, generator: torch.Generator | None = None) -> torch.Tensor:
+        """n images (n, 1, 28, 28) in [0, 1] from z ~ N(0, I)."""
+        return self.generate(self._noise(n, generator))
+
+    def describe(self) -> dict:
+        return {"class": "GAN", **asdict(self.config)}
+
+
+def make_optimizers(gan: GAN, *, lr: float = 5e-4, betas: tuple[float, float] = (0.9, 0.999)):
+    """(opt_d, opt_g): one Adam per network with the seed's fixed lr 5e-4 (§2.5). The seed does
+    not state Adam's betas, so torch's defaults are kept rather than DCGAN's (0.5, 0.999)."""
+    opt_d = torch.optim.Adam(gan.discriminator.parameters(), lr=lr, betas=betas)
+    opt_g = torch.optim.Adam(gan.generator.parameters(), lr=lr, betas=betas)
+    return opt_d, opt_g
+
+
+def interpolate_latents(z0: torch.Tensor, z1: torch.Tensor, steps: int, method: str = "linear") -> torch.Tensor:
+    """``steps`` equally spaced points from z0 to z1, both endpoints included: (steps, *z0.shape).
+
+    ``steps`` counts the endpoints: the course's "7 steps between two points" is ``steps=9``
+    (``COURSE_INTERPOLATION_STEPS``). Row 0 is exactly z0 and row ``steps - 1`` exactly z1.
+    Works for any latent shape (vectors for the VAE and GAN, images for the flow).
+
+    Methods, for a standard-normal prior:
+      - ``linear``: (1 - t) z0 + t z1. Midpoints have smaller norm than typical prior samples.
+      - ``slerp``: along the great circle (White 2016, arXiv:1609.04468); keeps the norm when
+        |z0| = |z1|. Antipodal endpoints have no unique circle and raise ``ValueError``.
+      - ``cdf``: the seed's §2.7: linear in u = Phi(z) on the unit cube, mapped back with
+        Phi^-1, so every point is a plausible N(0, I) draw coordinate-wise.
+    Computed in float64 and returned in z0's dtype and device.
+    """
+    if method not in INTERPOLATION_METHODS:
+        raise ValueError(f"unknown interpolation method {method!r}; use one of {INTERPOLATION_METHODS}")
+    if not isinstance(steps, int) or steps < 2:
+        raise ValueError(f"steps counts both endpoints and must be an integer >= 2, got {steps!r}")
+    if z0.shape != z1.shape:
+        raise ValueError(f"endpoints differ in shape: {tuple(z0.shape)} vs {tuple(z1.shape)}")
+    a, b = z0.detach().double().flatten(), z1.detach().double().flatten()  # (D,)
+    t = torch.linspace(0.0, 1.0, steps, dtype=torch.float64, device=a.device)[:, None]  # (S, 1)
+
+    if method == "linear":
+        path = (1 - t) * a + t * b  # (S, D)
+    elif method == "slerp":
+        norms = a.norm() * b.norm()
+        if norms == 0:
+            raise ValueError("slerp needs non-zero endpoints")
+        omega = torch.arccos((a @ b / norms).clamp(-1.0, 1.0))
+        if math.sin(omega) < 1e-7:
+            if omega > 1.0:
+                raise ValueError("slerp is undefined for antipodal endpoints")
+            path = (1 - t) * a + t * b  # same direction: the great circle degenerates to the chord
+        else:
+            path = (torch.sin((1 - t) * omega) * a + torch.sin(t * omega) * b) / torch.sin(omega)
+    else:  # cdf
+        # Clamp keeps Phi^-1 finite where Phi(z) rounds to 0 or 1 (|z| > ~8.3 in float64).
+        u0, u1 = (torch.special.ndtr(v).clamp(1e-300, 1 - 1e-16) for v in (a, b))
+        path = torch.special.ndtri((1 - t) * u0 + t * u1)  # (S, D)
+
+    path[0], path[-1] = a, b  # exact endpoints, whatever the rounding above
+    return path.view(steps, *z0.shape).to(z0.dtype)
+
+
+class GANTrainer:
+    """One discriminator and one generator Adam step per minibatch; the ``dgm.training.fit``
+    plug-in for the GAN (see ``VAETrainer`` in ``dgm.vae``).
+
+    Training rows (prefixed ``train_`` by ``fit``) average ``GAN.train_step``'s ``d_loss``,
+    ``g_loss``, ``d_real`` = mean D(x) and ``d_fake`` = mean D(G(z)) over the epoch, in train mode
+    (dropout on, batch statistics). ``evaluate`` gives the same four quantities in eval mode on
+    the held-out validation images against fakes from a *fixed* noise draw, so the ``valid_``
+    columns move only because the networks do; it never draws from the training stream.
+    """
+
+    def __init__(self, model: GAN, *, lr: float, betas: tuple[float, float], valid_x: torch.Tensor,
+                 n_samples: int = 25, eval_batch: int = 1000, eval_seed: int = 1, snapshot_seed: int = 0):
+        self.model = model
+        self.opt_d, self.opt_g = make_optimizers(model, lr=lr, betas=tuple(betas))
+        self.valid_x = valid_x  # (N, 784) floats in [0, 1] on the model's device
+        self.n_samples, self.eval_batch = n_samples, eval_batch
+        self.eval_seed, self.snapshot_seed = eval_seed, snapshot_seed
+
+    def train_step(self, x: torch.Tensor, generator: torch.Generator) -> dict:
+        self.model.train()
+        return self.model.train_step(x, self.opt_d, self.opt_g, generator)
+
+    @torch.inference_mode()
+    def evaluate(self, generator: torch.Generator) -> dict:
+        was_training = self.model.training
+        self.model.eval()
+        g = torch.Generator(device=generator.device).manual_seed(self.eval_seed)
+        sums = {"d_loss": 0.0, "g_loss": 0.0, "d_real": 0.0, "d_fake": 0.0}
+        for x in self.valid_x.split(self.eval_batch):  # (b, 784)
+            logit_real = self.model.discriminate(x)  # (b,)
+            logit_fake = self.model.discriminate(self.model.sample(len(x), generator=g))  # (b,)
+            bce = F.binary_cross_entropy_with_logits
+            sums["d_loss"] += (bce(logit_real, torch.ones_like(logit_real), reduction="sum")
+                               + bce(logit_fake, torch.zeros_like(logit_fake), reduction="sum")).item()
+            sums["g_loss"] += bce(logit_fake, torch.ones_like(logit_fake), reduction="sum").item()
+            sums["d_real"] += torch.sigmoid(logit_real).sum().item()
+            sums["d_fake"] += torch.sigmoid(logit_fake).sum().item()
+        self.model.train(was_training)
+        return {k: v / len(self.valid_x) for k, v in sums.items()}
+
+    def snapshot(self, generator: torch.Generator) -> dict:
+        # The same noise at every snapshot epoch makes the grids comparable over training (seed
+        # Fig. 4); a separate generator leaves the training stream untouched.
+        g = torch.Generator(device=generator.device).manual_seed(self.snapshot_seed)
+        state = {k: v.detach().cpu().clone() for k, v in self.model.state_dict().items()}
+        return {"model": state, "samples": self.model.sample(self.n_samples, generator=g).cpu()}
+
+    def state_dict(self) -> dict:
+        return {"model": self.model.state_dict(), "opt_d": self.opt_d.state_dict(), "opt_g": self.opt_g.state_dict()}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.model.load_state_dict(state["model"])
+        self.opt_d.load_state_dict(state["opt_d"])
+        self.opt_g.load_state_dict(state["opt_g"])

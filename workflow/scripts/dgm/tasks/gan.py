@@ -1,0 +1,207 @@
+"""Rules train_gan, plot_gan_curves, plot_gan_samples and plot_gan_interpolation as plain
+functions (the scripts only unpack arguments), and the GAN section of the report."""
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+
+import torch
+
+from dgm import data, io, plotting, training
+from dgm.gan import EQUILIBRIUM_D_LOSS, EQUILIBRIUM_G_LOSS, GAN, GANConfig, GANTrainer, interpolate_latents
+from dgm.models import build_model, load_model
+
+MODEL_FILE_VERSION = 1
+GRID_SAMPLES = 25  # 5 x 5 sample grids (seed Fig. 4)
+log = logging.getLogger("dgm")
+
+
+def _gray_float(split: dict, name: str, device) -> torch.Tensor:
+    """Grey-level images of a split as floats in [0, 1], (N, 784): the GAN models intensities."""
+    images = split[f"{name}_images"]
+    return images.reshape(len(images), -1).to(device=device, dtype=torch.float32).div_(255.0)
+
+
+def train_gan(
+    *,
+    splits_path: str,
+    model_path: str,
+    metrics_path: str,
+    snapshots_path: str,
+    sample_paths: dict[int, str],
+    latent_dim: int,
+    hidden_dim: int,
+    epochs: int,
+    batch_size: int,
+    lr: float,
+    betas: tuple[float, float],
+    seed: int,
+    snapshot_epochs: list[int],
+    device: str = "auto",
+    eval_batch_size: int = 1000,
+    kill_after_epoch: int | None = None,
+) -> list[dict]:
+    """Train one GAN on the grey-level training split; write the model, per-epoch metrics,
+    snapshots (weights and 25 samples) and sample grids, with the VAE's resume conventions."""
+    dev = training.select_device(device)
+    splits = data.load_splits(splits_path)
+    meta = splits["meta"]
+    if batch_size > meta["n_train"]:
+        raise ValueError(f"gan.batch_size={batch_size} exceeds the {meta['n_train']} training images")
+    missing = set(sample_paths) - set(snapshot_epochs)
+    if missing:
+        raise ValueError(f"sample grids asked for epochs {sorted(missing)} that are not snapshot epochs")
+    options = dict(latent_dim=latent_dim, hidden_dim=hidden_dim, epochs=epochs, batch_size=batch_size, lr=lr,
+                   betas=list(betas), seed=seed, snapshot_epochs=sorted(snapshot_epochs), data=meta)
+    log.info("training GAN on %s (%d train / %d validation images) on %s: %s",
+             meta["dataset"], meta["n_train"], meta["n_valid"], dev, {k: v for k, v in options.items() if k != "data"})
+
+    training.seed_everything(seed)
+    model = GAN(GANConfig(latent_dim=latent_dim, hidden_dim=hidden_dim)).to(dev)
+    trainer = GANTrainer(model, lr=lr, betas=betas, valid_x=_gray_float(splits, "valid", dev),
+                         n_samples=GRID_SAMPLES, eval_batch=eval_batch_size)
+    generator = torch.Generator(device=dev).manual_seed(seed)
+    train_data = splits["train_images"].reshape(meta["n_train"], -1).to(dev)  # uint8 (N, 784)
+
+    def prepare(batch, g):  # grey levels in [0, 1]; the GAN maps them to tanh's [-1, 1] itself
+        return batch.float().div_(255.0)
+
+    checkpoint_path = Path(model_path).parent / ".resume.pt"
+    t0 = time.perf_counter()
+    rows, snapshots = training.fit(
+        trainer, train_data, epochs=epochs, batch_size=batch_size, generator=generator,
+        checkpoint_path=checkpoint_path, metrics_path=metrics_path,
+        fingerprint=training.config_fingerprint(options), snapshot_epochs=set(snapshot_epochs),
+        prepare_batch=prepare, device=dev, stop_after_epoch=kill_after_epoch,
+        drop_last=True,  # a last batch of one would break batch norm in train mode
+    )
+    for epoch, path in sample_paths.items():
+        plotting.save_grid(snapshots[epoch]["samples"], path, nrow=5, title=f"z = {latent_dim}, epoch {epoch}")
+    io.torch_save(snapshots, snapshots_path)
+    io.torch_save(
+        {
+            "version": MODEL_FILE_VERSION,
+            "model": model.describe(),
+            "state_dict": {k: v.cpu() for k, v in model.state_dict().items()},
+            "epoch": epochs,
+            "options": {k: v for k, v in options.items() if k != "data"},
+            "data": meta,
+            "device": str(dev),
+        },
+        model_path,
+    )
+    checkpoint_path.unlink(missing_ok=True)  # the job is complete: nothing left to resume
+    last = rows[-1]
+    log.info("done in %.1f s; last epoch: L_D %.3f, L_G %.3f, D(x) %.3f, D(G(z)) %.3f", time.perf_counter() - t0,
+             last["train_d_loss"], last["train_g_loss"], last["train_d_real"], last["train_d_fake"])
+    return rows
+
+
+def plot_curves(*, metrics_paths: list[str], latent_sizes: list[int], output_path: str) -> None:
+    """Losses and discriminator outputs over training, one column per latent size (seed Fig. 5)."""
+    import pandas as pd
+
+    curves = {f"z = {z}": pd.read_csv(p) for z, p in zip(latent_sizes, metrics_paths)}
+    plotting.plot_gan_curves(curves, output_path, d_equilibrium=EQUILIBRIUM_D_LOSS, g_equilibrium=EQUILIBRIUM_G_LOSS)
+
+
+def plot_samples(*, snapshots_path: str, epochs: list[int], output_path: str, latent_dim: int) -> None:
+    """The 25-sample grids of the configured epochs side by side (seed Fig. 4)."""
+    snapshots = torch.load(snapshots_path, map_location="cpu", weights_only=True)
+    missing = [e for e in epochs if e not in snapshots]
+    if missing:
+        raise ValueError(f"{snapshots_path} has no snapshot for epochs {missing}; it has {sorted(snapshots)}")
+    plotting.save_grids_over_epochs({e: snapshots[e]["samples"] for e in epochs}, output_path,
+                                    suptitle=f"GAN, z = {latent_dim}")
+
+
+def interpolation_rows(model: GAN, *, rows: int, steps: int, methods: list[str], generator: torch.Generator
+                       ) -> dict[str, torch.Tensor]:
+    """Chained interpolations (seed Fig. 6): rows + 1 prior draws z_0..z_rows, row i runs from
+    z_i to z_{i+1} in ``steps`` points (both endpoints included), the same endpoints for every
+    method. Returns {method: images (rows, steps, 1, 28, 28)}."""
+    device = next(model.parameters()).device
+    ends = torch.randn(rows + 1, model.latent_dim, generator=generator, device=generator.device).to(device)
+    out = {}
+    for method in methods:
+        z = torch.stack([interpolate_latents(ends[i], ends[i + 1], steps, method) for i in range(rows)])  # (R, S, Z)
+        out[method] = model.generate(z.flatten(0, 1)).view(rows, steps, 1, 28, 28).cpu()
+    return out
+
+
+def plot_interpolation(*, model_path: str, output_path: str, rows: int, steps: int, methods: list[str], seed: int,
+                       device: str = "cpu") -> None:
+    dev = training.select_device(device)
+    model = load_model(model_path, dev)
+    images = interpolation_rows(model, rows=rows, steps=steps, methods=methods,
+                                generator=torch.Generator().manual_seed(seed))
+    plotting.save_interpolations(images, output_path, suptitle=f"GAN, z = {model.latent_dim}: "
+                                 f"{steps - 2} steps between endpoints")
+
+
+def report_section(inputs: dict[str, list[str]]) -> dict | None:
+    """The GAN section of the report: per-run table of the last epoch and the seed's Fig. 4-6."""
+    from dgm.tasks.report import fmt, read_csv, run_key
+
+    if not inputs.get("gan_metrics"):
+        return None
+    rows, runs = [], []
+    for metrics_path, model_path in zip(inputs["gan_metrics"], inputs["gan_models"]):
+        curve, key = read_csv(metrics_path), run_key(metrics_path)
+        ckpt = torch.load(model_path, map_location="cpu", weights_only=True)
+        runs.append(ckpt)
+        trained = [r for r in curve if r["epoch"] > 0]
+        last = curve[-1]
+        rows.append((key["latent"], key["seed"], [
+            key["latent"], key["seed"], last["epoch"], fmt(last["train_d_loss"], 3), fmt(last["train_g_loss"], 3),
+            fmt(last["train_d_real"], 3), fmt(last["train_d_fake"], 3), fmt(last["valid_d_real"], 3),
+            fmt(last["valid_d_fake"], 3), sum(p.numel() for p in build_model(ckpt["model"]).parameters()),
+            fmt(sum(r["train_seconds"] for r in trained) / len(trained)),
+        ]))
+    captions = {  # in the seed's order: Fig. 4, 5, 6
+        "gan_samples": "25 samples at the configured epochs, from the same noise at every epoch (seed Fig. 4).",
+        "gan_curves": "Discriminator and generator losses per epoch with dashed lines at their equilibrium values "
+                      "L_D = log 4 and L_G = log 2 (top; seed Fig. 5), and the mean discriminator outputs on real "
+                      "and generated images (bottom).",
+        "gan_interpolation": "Interpolations between random latent points, each row continuing from the previous "
+                             "row's end point, linearly and along great circles (slerp) (seed Fig. 6).",
+    }
+    order = list(captions)
+    figures = []
+    for path in inputs.get("gan_figures", []):
+        stem = Path(path).stem
+        kind = next(k for k in order if stem.startswith(k))
+        figures.append((order.index(kind), stem, {"path": path, "caption": captions[kind] + f" [{stem}]"}))
+    figures = [f for _, _, f in sorted(figures, key=lambda t: t[:2])]
+    h, opts = runs[0]["model"]["hidden_dim"], runs[0]["options"]
+    g_widths = "-".join(str(w) for w in (h, 2 * h, 4 * h, 8 * h, runs[0]["model"]["data_dim"]))
+    d_widths = "-".join(str(w) for w in (runs[0]["model"]["data_dim"], 4 * h, 2 * h, 1))
+    architecture = (
+        f"Fully connected GAN (seed section 2.5): generator z-{g_widths} with LeakyReLU("
+        f"{runs[0]['model']['negative_slope']}), batch norm on the three wider hidden layers and a tanh output; "
+        f"discriminator {d_widths} with LeakyReLU({runs[0]['model']['negative_slope']}) and dropout "
+        f"{runs[0]['model']['dropout']}. Trained on grey-level images scaled to [-1, 1] with one discriminator and "
+        f"one non-saturating generator step per minibatch (seed section 2.4), fresh noise for each; Adam with lr "
+        f"{opts['lr']:g} and betas ({opts['betas'][0]:g}, {opts['betas'][1]:g}), batch {opts['batch_size']} "
+        f"(the seed's text says lr 5e-4; its code, the course template, used 2e-4)."
+    )
+    return {
+        "id": "gan",
+        "title": "Generative adversarial network",
+        "paragraphs": [
+            architecture,
+            f"At the game's equilibrium D = 1/2 everywhere, so L_D = log 4 = {EQUILIBRIUM_D_LOSS:.3f} and "
+            f"L_G = log 2 = {EQUILIBRIUM_G_LOSS:.3f} nats (the seed's Fig. 5 caption writes log 1/2 for L_G, a sign "
+            "slip). Training columns average over the "
+            "epoch's minibatches in training mode; validation columns score held-out images against fakes from a "
+            "fixed noise draw in evaluation mode.",
+        ],
+        "tables": [{
+            "caption": "GAN: losses (nats) and mean discriminator outputs at the last epoch",
+            "header": ["z", "seed", "epochs", "L_D", "L_G", "D(x)", "D(G(z))", "valid D(x)", "valid D(G(z))",
+                       "parameters", "s/epoch"],
+            "rows": [r for _, _, r in sorted(rows, key=lambda t: (t[0], t[1]))],
+        }],
+        "figures": figures,
+    }
