@@ -13,6 +13,10 @@ report: "workflow/report/workflow.rst"
 include: "workflow/rules/common.smk"
 include: "workflow/rules/data.smk"
 include: "workflow/rules/vae.smk"
+include: "workflow/rules/likelihood.smk"
+include: "workflow/rules/gan.smk"
+include: "workflow/rules/flow.smk"
+include: "workflow/rules/quality.smk"
 include: "workflow/rules/report.smk"
 
 

@@ -26,6 +26,7 @@ STEMS = {
 
 # A config that runs the whole DAG on the synthetic data in well under a minute of training.
 TINY_CONFIG = {
+    "report": {"pdf": False},  # tests/test_report_pdf.py compiles the PDF where latexmk exists
     "data": {"valid_size": 0.25},
     "vae": {
         "latent_sizes": [2, 3],
@@ -36,6 +37,37 @@ TINY_CONFIG = {
         "manifold_epochs": [0, 1, 2],
         "manifold_size": 4,
     },
+    "likelihood": {
+        "k": 50,
+        "sweep_ks": [1, 10, 50],
+        "sweep_images": 40,
+        "sweep_repeats": 2,
+        "batch_size": 20,
+        "chunk_size": 10,
+        "kl_samples": 10000,
+        "quadrature": {"points_per_dim": 16, "levels": 2, "tol": 0.05, "max_points_per_dim": 64, "chunk_size": 64},
+    },
+    "flow": {
+        "n_blocks": 2,
+        "hidden_dim": 16,
+        "epochs": 2,
+        "batch_size": 64,
+        "sample_epochs": [0, 2],
+        "eval_batch_size": 64,
+        "interpolation_rows": 2,
+        "interpolation_steps": 4,
+    },
+    "gan": {
+        "latent_sizes": [8],
+        "hidden_dim": 8,
+        "epochs": 2,
+        "batch_size": 64,
+        "sample_epochs": [0, 2],
+        "quality_epochs": [1],
+        "interpolation_rows": 2,
+        "eval_batch_size": 64,
+    },
+    "quality": {"n_samples": 200, "batch_size": 100, "classifier": {"epochs": 1}},
 }
 
 
@@ -112,3 +144,11 @@ def run_snakemake(workdir: Path, *args: str, configfile: Path | None = None, env
     if check and proc.returncode != 0:
         raise AssertionError(f"snakemake failed ({proc.returncode}):\n{proc.stdout[-5000:]}\n{proc.stderr[-8000:]}")
     return proc
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory, tiny_raw_dir) -> Path:
+    """The whole DAG on the tiny config, run once per session and shared by the tests that read it."""
+    workdir = tmp_path_factory.mktemp("tiny-run")
+    run_snakemake(workdir, configfile=write_config(workdir, tiny_raw_dir))
+    return workdir

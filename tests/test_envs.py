@@ -23,10 +23,15 @@ def _env_files():
 
 
 def test_every_rule_uses_a_pinned_env():
-    rules_text = "\n".join(p.read_text() for p in (REPO / "workflow/rules").glob("*.smk"))
-    n_rules = len(re.findall(r"^rule \w+:", rules_text, flags=re.M))
-    n_conda = len(re.findall(r"^    conda:\n        ENV$", rules_text, flags=re.M))
-    assert n_rules == n_conda > 0
+    rules_text = "\n".join(p.read_text() for p in sorted((REPO / "workflow/rules").glob("*.smk")))
+    blocks = re.split(r"^(?=rule \w+:)", rules_text, flags=re.M)[1:]
+    jobs = [b for b in blocks if "\n    output:" in b]  # rules that make files (not target rules)
+    assert len(jobs) > 5
+    for block in jobs:
+        name = block.split(":")[0]
+        assert re.search(r"^    conda:\n        ENV$", block, flags=re.M), f"{name} has no conda: ENV"
+        for directive in ("log:", "benchmark:", "resources:"):
+            assert f"\n    {directive}" in block, f"{name} has no {directive}"
     env_line = re.search(r'^ENV = "(.+?)"', (REPO / "workflow/rules/common.smk").read_text(), flags=re.M)
     assert (REPO / "workflow/rules" / env_line.group(1)).resolve().is_file()
 

@@ -36,6 +36,25 @@ def test_bernoulli_log_likelihood_exact():
     assert V.bernoulli_log_likelihood(x, logits).item() == pytest.approx(2 * math.log(0.5), abs=1e-6)
 
 
+def test_evaluation_log_likelihood_equals_the_training_formula():
+    """Without autograd VAE.log_likelihood takes its in-place path: the same numbers, also for huge logits."""
+    model = V.VAE(V.VAEConfig(latent_dim=3, hidden_dim=16))
+    with torch.no_grad():
+        model.decoder[2].weight.mul_(200.0)  # logits up to a few hundred: no overflow, no -inf
+    x = torch.bernoulli(torch.full((5, 784), 0.3), generator=torch.Generator().manual_seed(0))
+    z = torch.randn(7, 5, 3, generator=torch.Generator().manual_seed(1))
+    with torch.inference_mode():
+        fast = model.log_likelihood(x, z)  # (7, 5)
+        logits = model.decode(z)
+    assert logits.abs().max() > 100
+    reference = V.bernoulli_log_likelihood(x.double(), logits.double())
+    assert torch.isfinite(fast).all()
+    torch.testing.assert_close(fast.double(), reference, rtol=1e-6, atol=1e-3)
+    trained = model.log_likelihood(x, z)  # autograd on: the BCE path, differentiable
+    trained.sum().backward()
+    torch.testing.assert_close(trained.detach(), fast, rtol=1e-6, atol=1e-3)
+
+
 def test_elbo_of_a_known_tiny_case():
     # Zero weights: q(z|x) = N(0, I) so KL = 0; decoder logits = bias b for every z, so
     # -log p(x|z) = sum_i BCE(b_i, x_i) exactly, whatever z is drawn.

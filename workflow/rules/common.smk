@@ -24,6 +24,9 @@ def _check_config(cfg):
     valid_size = cfg["data"]["valid_size"]
     if valid_size >= 1 and valid_size != int(valid_size):
         raise ValueError(f"config key data.valid_size: {valid_size} must be a fraction below 1 or a whole count")
+    lo, hi = cfg["quality"]["parzen_sigma_range"]
+    if lo > hi:
+        raise ValueError(f"config key quality.parzen_sigma_range: [{lo}, {hi}] must be [smallest, largest]")
 
 
 _check_config(config)
@@ -56,8 +59,76 @@ def run_dir(model, latent="{latent}", seed="{seed}", dataset="{dataset}"):
     return f"results/{dataset}/{model}/z{latent}/seed{seed}"
 
 
+FLOW_LATENT = 784  # a flow's latent has the data's dimension: results/{dataset}/flow/z784/seed{seed}
+
+
 def get_vae_runs():
     return [(z, s) for z in config["vae"]["latent_sizes"] for s in config["seeds"]]
+
+
+def get_gan_runs():
+    return [(z, s) for z in config["gan"]["latent_sizes"] for s in config["seeds"]]
+
+
+def get_flow_runs():
+    return [(FLOW_LATENT, s) for s in config["seeds"]]
+
+
+def get_scored_runs():
+    """(model, latent, seed) of every trained run that sample_quality scores; a model joins with one
+    entry here (and one in dgm.models.MODELS)."""
+    runs = {"vae": get_vae_runs, "gan": get_gan_runs, "flow": get_flow_runs}
+    return [(m, z, s) for m in config["models"] if m in runs for z, s in runs[m]()]
+
+
+def quality_snapshot_epochs(model):
+    """Earlier epochs of a run scored from its snapshots besides the final model (gan.quality_epochs)."""
+    cfg = config[model]
+    return sorted(e for e in cfg.get("quality_epochs", []) if e < cfg["epochs"])
+
+
+def parzen_sigmas():
+    """Parzen bandwidths tried on validation: parzen_n_sigmas log-spaced values across parzen_sigma_range."""
+    import numpy as np
+
+    lo, hi = config["quality"]["parzen_sigma_range"]
+    return np.logspace(np.log10(lo), np.log10(hi), config["quality"]["parzen_n_sigmas"]).tolist()
+
+
+def get_sample_quality_input(wildcards):
+    d = run_dir(wildcards.model, wildcards.latent, wildcards.seed, wildcards.dataset)
+    inputs = {
+        "model": f"{d}/model.pt",
+        "classifier": f"results/{wildcards.dataset}/quality/classifier.pt",
+        "splits": f"results/{wildcards.dataset}/data/splits.pt",
+    }
+    if quality_snapshot_epochs(wildcards.model):
+        inputs["snapshots"] = f"{d}/snapshots.pt"
+    return inputs
+
+
+def get_likelihood_outputs():
+    """Named lists of the likelihood rules' results for every trained VAE (quadrature for z = 2 only)."""
+    if "vae" not in config["models"]:
+        return {}
+    runs = [(z, s, run_dir("vae", z, s, DATASET)) for z, s in get_vae_runs()]
+    return {
+        "likelihood_tests": [f"{d}/test_nll.json" for _, _, d in runs],
+        "likelihood_sweeps": [f"{d}/estimator_sweep.csv" for _, _, d in runs],
+        "likelihood_quadrature": [f"{d}/quadrature.json" for z, _, d in runs if z == 2],
+        "likelihood_figures": [f"results/{DATASET}/figures/likelihood_sweep_seed{s}.png" for s in config["seeds"]],
+        "kl_examples": ["results/likelihood/kl_examples.csv"],
+    }
+
+
+def get_likelihood_sweep_input(wildcards):
+    """Every latent size's estimator sweep of one seed, and the z = 2 quadrature when z = 2 is trained."""
+    sizes = config["vae"]["latent_sizes"]
+    d = {z: run_dir("vae", z, wildcards.seed, wildcards.dataset) for z in sizes}
+    return {
+        "sweeps": [f"{d[z]}/estimator_sweep.csv" for z in sizes],
+        "quadrature": [f"{d[2]}/quadrature.json"] if 2 in sizes else [],
+    }
 
 
 def get_final_outputs():
@@ -70,16 +141,48 @@ def get_final_outputs():
             if z == 2:
                 out.append(f"results/{DATASET}/figures/vae_manifold_z2_seed{s}.png")
         out += [f"results/{DATASET}/figures/vae_elbo_seed{s}.png" for s in config["seeds"]]
-    out += ["results/report/report.html", "results/report/report.tex"]
+        out += [p for paths in get_likelihood_outputs().values() for p in paths]
+    if "flow" in config["models"]:
+        for s in config["seeds"]:
+            d = run_dir("flow", FLOW_LATENT, s, DATASET)
+            out += [f"{d}/metrics.csv", f"{d}/test_metrics.json"]
+            out += [f"results/{DATASET}/figures/flow_{fig}_seed{s}.png" for fig in ("bpd", "samples", "interpolation")]
+    if "gan" in config["models"]:
+        for z, s in get_gan_runs():
+            out.append(f"{run_dir('gan', z, s, DATASET)}/metrics.csv")
+            out += [f"results/{DATASET}/figures/gan_{fig}_z{z}_seed{s}.png" for fig in ("samples", "interpolation")]
+        out += [f"results/{DATASET}/figures/gan_curves_seed{s}.png" for s in config["seeds"]]
+    if get_scored_runs():
+        out += [f"{run_dir(m, z, s, DATASET)}/quality.json" for m, z, s in get_scored_runs()]
+        out += [f"results/{DATASET}/quality/reference.json", f"results/{DATASET}/quality/sample_quality.tsv"]
+    out += get_report_documents()
     return out
+
+
+def get_report_documents():
+    """What `snakemake report` builds: the HTML, the LaTeX source and, unless switched off, the PDF."""
+    docs = ["results/report/report.html", "results/report/report.tex"]
+    return docs + (["results/report/report.pdf"] if config["report"]["pdf"] else [])
 
 
 def get_report_inputs(wildcards):
     """Named lists of paths; each report section (dgm.tasks.<model>.report_section) picks its own."""
     vae_runs = [run_dir("vae", z, s, DATASET) for z, s in get_vae_runs()] if "vae" in config["models"] else []
+    flow_runs = [run_dir("flow", FLOW_LATENT, s, DATASET) for s in config["seeds"]] if "flow" in config["models"] else []
     return {
         "splits": [f"results/{DATASET}/data/splits.json"],
         "vae_metrics": [f"{d}/metrics.csv" for d in vae_runs],
         "vae_tests": [f"{d}/test_metrics.json" for d in vae_runs],
         "vae_figures": [p for p in get_final_outputs() if "/figures/vae_" in p],
+        "flow_metrics": [f"{d}/metrics.csv" for d in flow_runs],
+        "flow_tests": [f"{d}/test_metrics.json" for d in flow_runs],
+        "flow_figures": [p for p in get_final_outputs() if "/figures/flow_" in p],
+        "gan_metrics": [f"{run_dir('gan', z, s, DATASET)}/metrics.csv" for z, s in get_gan_runs()]
+        if "gan" in config["models"] else [],
+        "gan_models": [f"{run_dir('gan', z, s, DATASET)}/model.pt" for z, s in get_gan_runs()]
+        if "gan" in config["models"] else [],
+        "gan_figures": [p for p in get_final_outputs() if "/figures/gan_" in p],
+        "quality_runs": [f"{run_dir(m, z, s, DATASET)}/quality.json" for m, z, s in get_scored_runs()],
+        "quality_reference": [f"results/{DATASET}/quality/reference.json"] if get_scored_runs() else [],
+        **get_likelihood_outputs(),
     }

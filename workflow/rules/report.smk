@@ -1,7 +1,12 @@
-# The study's own report: self-contained HTML and LaTeX source built from this run's results.
+# The study as a document: `snakemake report` builds report.html (self-contained), report.tex
+# (with its figures beside it) and report.pdf, all from this run's results.
 
 
-rule report:
+localrules:
+    report,
+
+
+rule report_documents:
     input:
         unpack(get_report_inputs),
     output:
@@ -16,10 +21,33 @@ rule report:
         mem_mb=1000,
         runtime=10,
     log:
-        "logs/report/report.log",
+        "logs/report/report_documents.log",
     benchmark:
-        "benchmarks/report/report.tsv"
+        "benchmarks/report/report_documents.tsv"
     conda:
         ENV
     script:
         "../scripts/make_report.py"
+
+
+rule report_pdf:
+    input:
+        tex=rules.report_documents.output.tex,
+    output:
+        pdf="results/report/report.pdf",
+    resources:
+        mem_mb=1000,
+        runtime=15,
+    log:
+        "logs/report/report_pdf.log",
+    benchmark:
+        "benchmarks/report/report_pdf.tsv"
+    conda:
+        ENV
+    script:
+        "../scripts/make_report_pdf.py"
+
+
+rule report:
+    input:
+        get_report_documents(),

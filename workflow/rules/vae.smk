@@ -74,13 +74,14 @@ rule plot_vae_elbo:
             seed=w.seed,
         ),
     output:
-        report(
+        png=report(
             "results/{dataset}/figures/vae_elbo_seed{seed}.png",
             caption="../report/vae_elbo.rst",
             category="VAE",
             subcategory="training curves",
             labels={"figure": "ELBO curves", "seed": "{seed}"},
         ),
+        pdf="results/{dataset}/figures/vae_elbo_seed{seed}.pdf",
     params:
         latent_sizes=config["vae"]["latent_sizes"],
     resources:
@@ -100,13 +101,14 @@ rule plot_vae_samples:
     input:
         snapshots=rules.train_vae.output.snapshots,
     output:
-        report(
+        png=report(
             "results/{dataset}/figures/vae_samples_z{latent}_seed{seed}.png",
             caption="../report/vae_samples.rst",
             category="VAE",
             subcategory="samples",
             labels={"figure": "samples over epochs", "latent size": "{latent}", "seed": "{seed}"},
         ),
+        pdf="results/{dataset}/figures/vae_samples_z{latent}_seed{seed}.pdf",
     params:
         epochs=snapshot_epochs("vae", "sample_epochs"),
     resources:
@@ -126,13 +128,14 @@ rule plot_vae_manifold:
     input:
         snapshots="results/{dataset}/vae/z2/seed{seed}/snapshots.pt",
     output:
-        report(
+        png=report(
             "results/{dataset}/figures/vae_manifold_z2_seed{seed}.png",
             caption="../report/vae_manifold.rst",
             category="VAE",
             subcategory="manifold",
             labels={"figure": "2-D manifold", "latent size": "2", "seed": "{seed}"},
         ),
+        pdf="results/{dataset}/figures/vae_manifold_z2_seed{seed}.pdf",
     params:
         epochs=snapshot_epochs("vae", "manifold_epochs"),
         size=config["vae"]["manifold_size"],

@@ -329,7 +329,7 @@ SEED_KL_EXAMPLES = (  # (name, mu_q, sigma_q, value printed in the seed)
 def seed_kl_examples(*, n: int = 1_000_000, generator: torch.Generator | None = None) -> list[dict]:
     """Rows reproducing the seed's section 1.5a: closed form, Monte Carlo (with stderr), seed value.
 
-    The closed form of "Small" is 1.5e-10 - 1e-15/3 = 1.4999997e-10: the seed's 1.49e-10 is
+    The closed form of "Small" is 1.5e-10 - 1e-15/3 = 1.4999967e-10: the seed's 1.49e-10 is
     that number truncated. Its Monte Carlo stderr (~1e-8 at n = 1e6) dwarfs the value: plain
     MC cannot resolve a KL that small, which is why the closed form is used in the ELBO.
     """

@@ -30,21 +30,27 @@ def tile(images: torch.Tensor, nrow: int | None = None, pad: int = 2) -> np.ndar
     return out
 
 
-def _save(fig, path: str | os.PathLike) -> None:
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
+def _save(fig, path: str | os.PathLike, *, vector: bool = True) -> None:
+    """Write the figure to ``path`` (the PNG the HTML reports show) and, with ``vector``, the same
+    figure beside it as a PDF for the LaTeX report; figure rules declare both outputs."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path)
+    if vector and path.suffix != ".pdf":
+        fig.savefig(path.with_suffix(".pdf"))
     plt.close(fig)
 
 
-def save_grid(images: torch.Tensor, path: str | os.PathLike, *, nrow: int | None = None, title: str | None = None) -> None:
-    """A sample grid as a PNG/PDF (black digits on white, as in the seed's figures)."""
+def save_grid(images: torch.Tensor, path: str | os.PathLike, *, nrow: int | None = None, title: str | None = None,
+              vector: bool = False) -> None:
+    """A sample grid (black digits on white, as in the seed's figures); ``vector`` adds the PDF twin."""
     arr = tile(images, nrow)
     fig, ax = plt.subplots(figsize=(arr.shape[1] / 40, arr.shape[0] / 40 + (0.3 if title else 0)))
     ax.imshow(1 - arr, cmap="gray", vmin=0, vmax=1, interpolation="nearest")
     ax.set_axis_off()
     if title:
         ax.set_title(title)
-    _save(fig, path)
+    _save(fig, path, vector=vector)
 
 
 def save_grids_over_epochs(grids: dict[int, torch.Tensor], path: str | os.PathLike, *, suptitle: str = "") -> None:
@@ -96,4 +102,102 @@ def plot_elbo_curves(curves: dict[str, "pandas.DataFrame"], path: str | os.PathL
         ax.set_ylabel("ELBO (nats per image)")
         ax.grid(alpha=0.3)
         ax.legend()
+    _save(fig, path)
+
+
+def plot_estimator_sweep(sweeps: dict[str, "pandas.DataFrame"], path: str | os.PathLike, *,
+                         references: dict[str, dict[str, float]] | None = None,
+                         labels: dict[str, str] | None = None) -> None:
+    """Mean log p(x) estimates against the number of samples K (log axis), one panel per run.
+
+    ``sweeps`` maps a panel title to a long frame with columns estimator, k, repeat and log_px:
+    each estimator but "elbo" is a line of the mean over repeats with a band of ± one SD; the
+    "elbo" rows (mean over repeats) and ``references[title]`` ({label: value}, e.g. quadrature)
+    are horizontal lines. ``labels`` renames estimators in the legend.
+    """
+    labels, references = labels or {}, references or {}
+    fig, axes = plt.subplots(1, len(sweeps), figsize=(4.4 * len(sweeps), 3.4), squeeze=False)
+    for ax, (title, df) in zip(axes[0], sweeps.items()):
+        for i, (name, est) in enumerate((n, g) for n, g in df.groupby("estimator", sort=False) if n != "elbo"):
+            stats = est.groupby("k")["log_px"].agg(["mean", "std"]).fillna(0.0)
+            ax.plot(stats.index, stats["mean"], marker="o", ms=3, color=f"C{i}", label=labels.get(name, name))
+            ax.fill_between(stats.index, stats["mean"] - stats["std"], stats["mean"] + stats["std"], color=f"C{i}",
+                            alpha=0.25, linewidth=0)
+        if (df["estimator"] == "elbo").any():
+            ax.axhline(df.loc[df["estimator"] == "elbo", "log_px"].mean(), color="gray", ls="--", lw=1,
+                       label=labels.get("elbo", "ELBO"))
+        for label, value in references.get(title, {}).items():
+            ax.axhline(value, color="black", ls=":", lw=1.2, label=label)
+        ax.set_xscale("log")
+        ax.set_title(title)
+        ax.set_xlabel("samples per image K")
+        ax.set_ylabel("mean log p(x) (nats)")
+        ax.grid(alpha=0.3, which="both")
+        ax.legend(fontsize=7)
+    _save(fig, path)
+
+
+def plot_bpd_curve(df: "pandas.DataFrame", path: str | os.PathLike, *, reference: float | None = None,
+                   reference_label: str = "") -> None:
+    """Train and validation bits per dimension per epoch (seed Fig. 7); ``df`` has columns epoch,
+    train_bpd and valid_bpd. ``reference`` draws a horizontal line (e.g. the seed's final value)."""
+    fig, ax = plt.subplots(figsize=(4.8, 3.2))
+    trained = df[df["epoch"] > 0]
+    ax.plot(trained["epoch"], trained["train_bpd"], label="train", marker=".")
+    ax.plot(trained["epoch"], trained["valid_bpd"], label="validation", marker=".")
+    if reference is not None:
+        ax.axhline(reference, color="gray", linestyle="--", linewidth=1, label=reference_label or None)
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("bits per dimension")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    _save(fig, path)
+
+
+def plot_gan_curves(curves: dict[str, "pandas.DataFrame"], path: str | os.PathLike, *, d_equilibrium: float,
+                    g_equilibrium: float) -> None:
+    """GAN training curves, one column per run (seed Fig. 5).
+
+    ``curves`` maps a column title to a metrics frame with columns epoch, train_d_loss,
+    train_g_loss, train_d_real and train_d_fake. Top: both losses with dashed reference lines at
+    their values at the game's equilibrium; bottom: mean D(x) and D(G(z)) with the line D = 1/2.
+    """
+    fig, axes = plt.subplots(2, len(curves), figsize=(4.4 * len(curves), 5.6), squeeze=False, sharex="col")
+    for col, (title, df) in enumerate(curves.items()):
+        trained = df[df["epoch"] > 0]
+        top, bottom = axes[0, col], axes[1, col]
+        top.plot(trained["epoch"], trained["train_d_loss"], label=r"$\mathcal{L}_D$", color="C0")
+        top.plot(trained["epoch"], trained["train_g_loss"], label=r"$\mathcal{L}_G$", color="C1")
+        top.axhline(d_equilibrium, color="C0", ls="--", lw=1, label=r"$\log 4$")
+        top.axhline(g_equilibrium, color="C1", ls="--", lw=1, label=r"$\log 2$")
+        top.set_title(title)
+        top.set_ylabel("loss (nats)")
+        bottom.plot(trained["epoch"], trained["train_d_real"], label=r"mean $D(x)$", color="C2")
+        bottom.plot(trained["epoch"], trained["train_d_fake"], label=r"mean $D(G(z))$", color="C3")
+        bottom.axhline(0.5, color="gray", ls="--", lw=1, label=r"$D = 1/2$")
+        bottom.set_ylim(0, 1)
+        bottom.set_xlabel("epoch")
+        bottom.set_ylabel("discriminator output")
+        for ax in (top, bottom):
+            ax.grid(alpha=0.3)
+            ax.legend(fontsize=7)
+    _save(fig, path)
+
+
+def save_interpolations(rows_by_method: dict[str, torch.Tensor], path: str | os.PathLike, *, suptitle: str = "") -> None:
+    """Latent interpolations side by side, one panel per method (seed Fig. 6). Each entry is
+    (rows, steps, 1, H, W) in [0, 1]: one interpolation per row, endpoints in the first and
+    last column."""
+    methods = list(rows_by_method)
+    n_rows, n_steps = next(iter(rows_by_method.values())).shape[:2]
+    fig, axes = plt.subplots(1, len(methods), figsize=(0.45 * n_steps * len(methods) + 0.4, 0.45 * n_rows + 0.7),
+                             squeeze=False)
+    for ax, method in zip(axes[0], methods):
+        rows = rows_by_method[method]
+        ax.imshow(1 - tile(rows.flatten(0, 1), nrow=rows.shape[1]), cmap="gray", vmin=0, vmax=1,
+                  interpolation="nearest")
+        ax.set_title(method)
+        ax.set_axis_off()
+    if suptitle:
+        fig.suptitle(suptitle)
     _save(fig, path)

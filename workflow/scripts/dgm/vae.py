@@ -81,8 +81,15 @@ class VAE(nn.Module):
         return self.decoder(z)  # (..., 784) Bernoulli logits
 
     def log_likelihood(self, x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
-        """log p(x|z) for x (B, 784) and z (..., B, Z) -> (..., B)."""
-        return bernoulli_log_likelihood(x, self.decode(z))
+        """log p(x|z) for binary x (B, 784) and z (..., B, Z) -> (..., B)."""
+        logits = self.decode(z)  # (..., B, 784)
+        if torch.is_grad_enabled():
+            return bernoulli_log_likelihood(x, logits)
+        # Evaluation, the estimators' hot path (K x B rows): per pixel log sigmoid(t), t = (2x - 1) logits,
+        # as min(t, 0) + log sigmoid(|t|), in place on the fresh logits. Stable for any logits, equal to
+        # the BCE form to float rounding, and ~1.6x faster on a CPU (tests/bench/bench_likelihood.py).
+        t = logits.mul_(2 * x - 1)  # (..., B, 784)
+        return t.clamp(max=0).sum(-1) + t.abs_().sigmoid_().log_().sum(-1)
 
     def forward(self, x: torch.Tensor, generator: torch.Generator | None = None) -> dict:
         """One-sample ELBO terms per image: ``recon`` = -log p(x|z), ``kl``, ``nelbo`` (all (B,))."""

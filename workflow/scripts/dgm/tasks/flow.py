@@ -159,7 +159,7 @@ def plot_interpolations(*, model_path: str, output_path: str, rows: int, steps: 
     model = load_flow(model_path, "cpu")
     images = prior_interpolations(model, rows=rows, steps=steps, method=method,
                                   generator=torch.Generator().manual_seed(seed))
-    plotting.save_grid(images, output_path, nrow=steps, title=f"RealNVP: interpolations in z ({method})")
+    plotting.save_grid(images, output_path, nrow=steps, title=f"RealNVP: interpolations in z ({method})", vector=True)
 
 
 def report_section(inputs: dict[str, list[str]]) -> dict | None:

@@ -265,11 +265,13 @@ def report_section(inputs: dict[str, list[str]]) -> dict | None:
             f"grey-level test set ({reference['n_test']} images). "
             f"For the GAN the first trained epoch is scored as well, from the same noise, to show improvement.",
             f"FID here is the Fréchet distance in the 128 penultimate features of a small CNN trained on this "
-            f"run's training split ({clf['epochs']} epoch{'s' if clf['epochs'] != 1 else ''}; validation accuracy {100 * clf['valid_accuracy']:.2f}%, "
+            f"run's training split ({clf['epochs']} epoch{'s' if clf['epochs'] != 1 else ''}; "
+            f"validation accuracy {100 * clf['valid_accuracy']:.2f}%, "
             f"test accuracy {100 * clf['test_accuracy']:.2f}%). It is NOT comparable with Inception FIDs "
             f"reported elsewhere, nor across classifiers; lower is better. The rows of real images give the "
-            f"floor: the distance of real held-out digits from the test set at that sample size (FID is biased "
-            f"upwards for small sets).",
+            f"floor: real digits scored like samples, validation images (held out from the classifier and the "
+            f"models) and training images (seen by both; the Parzen value of a model that memorised its data). "
+            f"FID is biased upwards for small sets, so compare rows of similar n.",
             "Parzen-window log-likelihood (Goodfellow et al. 2014): a Gaussian kernel density on the samples, "
             "bandwidth σ chosen on the validation set from a log-spaced grid, reported as the mean test "
             "log-density in nats per image ± one standard error (higher is better; Goodfellow et al. report "

@@ -21,6 +21,7 @@ import math
 import platform
 import shutil
 import subprocess
+import unicodedata
 from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
@@ -32,15 +33,28 @@ from dgm import io
 log = logging.getLogger("dgm")
 PACKAGES = ["torch", "torchvision", "numpy", "scipy", "pandas", "matplotlib", "snakemake"]
 # Sections in the seed study's order: module in dgm.tasks providing report_section(inputs).
-SECTIONS = ["vae"]
+SECTIONS = ["vae", "likelihood", "gan", "flow", "quality"]
 LATEX_SPECIAL = {"&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_", "{": r"\{", "}": r"\}",
                  "~": r"\textasciitilde{}", "^": r"\textasciicircum{}", "\\": r"\textbackslash{}",
                  "±": r"$\pm$", "−": r"$-$", "×": r"$\times$", "≈": r"$\approx$", "≥": r"$\geq$",
-                 "≤": r"$\leq$", "σ": r"$\sigma$", "→": r"$\to$", "–": "--", "—": "---"}
+                 "≤": r"$\leq$", "∞": r"$\infty$", "σ": r"$\sigma$", "→": r"$\to$", "–": "--", "—": "---"}
 
 
 def latex_escape(value) -> str:
-    return "".join(LATEX_SPECIAL.get(c, c) for c in str(value))
+    """Plain text for LaTeX: specials escaped, Greek and maths symbols as maths, other non-Latin-1
+    characters by their Unicode name (pdflatex's utf8 input stops on characters it does not know)."""
+    out = []
+    for c in str(value):
+        if c in LATEX_SPECIAL:
+            out.append(LATEX_SPECIAL[c])
+        elif ord(c) < 0x100:
+            out.append(c)
+        else:
+            name = unicodedata.name(c, "")
+            greek = name.split("GREEK SMALL LETTER ")[-1].lower() if "GREEK SMALL LETTER" in name else None
+            greek = greek or (name.split("GREEK CAPITAL LETTER ")[-1].capitalize() if "GREEK CAPITAL" in name else None)
+            out.append(f"$\\{greek}$" if greek else f"[{name.lower() or hex(ord(c))}]")
+    return "".join(out)
 
 
 def fmt(value, digits: int = 2) -> str:
@@ -108,7 +122,7 @@ def benchmark_rows(benchmarks_dir) -> list[list[str]]:
     """[job, wall seconds, max RSS MB] per job from Snakemake's benchmark files."""
     rows = []
     for path in sorted(Path(benchmarks_dir).rglob("*.tsv")):
-        if path.parts[-2:] == ("report", "report.tsv"):
+        if path.relative_to(benchmarks_dir).parts[0] == "report":  # this very job, still running
             continue
         with open(path) as f:
             records = list(csv.DictReader(f, delimiter="\t"))
@@ -170,7 +184,10 @@ def build_report(*, title, config, inputs, benchmarks_dir, template_dir, html_pa
         fig["number"] = i
         fig["label"] = Path(fig["path"]).stem
         fig["data_uri"] = "data:image/png;base64," + base64.b64encode(Path(fig["path"]).read_bytes()).decode()
-        fig["tex_path"] = f"figures/{Path(fig['path']).name}"
+        # LaTeX takes the vector PDF that every figure rule writes beside its PNG, when present.
+        vector = Path(fig["path"]).with_suffix(".pdf")
+        fig["source"] = vector if vector.exists() else Path(fig["path"])
+        fig["tex_path"] = f"figures/{fig['source'].name}"
 
     template_dir = Path(template_dir)
     html_env = jinja2.Environment(loader=jinja2.FileSystemLoader(template_dir), undefined=jinja2.StrictUndefined,
@@ -180,7 +197,7 @@ def build_report(*, title, config, inputs, benchmarks_dir, template_dir, html_pa
     tex_dir = Path(tex_path).parent
     (tex_dir / "figures").mkdir(parents=True, exist_ok=True)
     for fig in figures:
-        shutil.copyfile(fig["path"], tex_dir / fig["tex_path"])
+        shutil.copyfile(fig["source"], tex_dir / fig["tex_path"])
     tex_env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(template_dir), undefined=jinja2.StrictUndefined,
         block_start_string="<%", block_end_string="%>", variable_start_string="<<", variable_end_string=">>",

@@ -1,0 +1,26 @@
+"""Rule sample_quality: classifier FID and Parzen log-likelihood of one trained model's samples."""
+from dgm.entry import claim_gpu, start_log
+
+start_log(snakemake.log[0])
+
+claim_gpu()  # before torch touches CUDA
+
+import torch  # noqa: E402
+
+from dgm.tasks.quality import sample_quality  # noqa: E402
+
+p, inp = snakemake.params, snakemake.input
+torch.set_num_threads(snakemake.threads)
+sample_quality(
+    model_path=inp.model,
+    classifier_path=inp.classifier,
+    splits_path=inp.splits,
+    output_path=snakemake.output[0],
+    n_samples=p.n_samples,
+    sigmas=p.sigmas,
+    seed=p.seed,
+    snapshots_path=inp.get("snapshots"),
+    snapshot_epochs=p.snapshot_epochs,
+    device=p.device,
+    batch_size=p.batch_size,
+)
