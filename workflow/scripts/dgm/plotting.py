@@ -108,32 +108,43 @@ def plot_elbo_curves(curves: dict[str, "pandas.DataFrame"], path: str | os.PathL
 def plot_estimator_sweep(sweeps: dict[str, "pandas.DataFrame"], path: str | os.PathLike, *,
                          references: dict[str, dict[str, float]] | None = None,
                          labels: dict[str, str] | None = None) -> None:
-    """Mean log p(x) estimates against the number of samples K (log axis), one panel per run.
+    """Mean log p(x) estimates against the number of samples K (log axis), one column per run.
 
-    ``sweeps`` maps a panel title to a long frame with columns estimator, k, repeat and log_px:
+    ``sweeps`` maps a column title to a long frame with columns estimator, k, repeat and log_px:
     each estimator but "elbo" is a line of the mean over repeats with a band of ± one SD; the
     "elbo" rows (mean over repeats) and ``references[title]`` ({label: value}, e.g. quadrature)
-    are horizontal lines. ``labels`` renames estimators in the legend.
+    are horizontal lines. ``labels`` renames estimators in the legend. The top row shows every
+    value; the bottom row zooms in on the few nats between the ELBO and the best estimate, where
+    a poor estimator's first points would squash the scale.
     """
     labels, references = labels or {}, references or {}
-    fig, axes = plt.subplots(1, len(sweeps), figsize=(4.4 * len(sweeps), 3.4), squeeze=False)
-    for ax, (title, df) in zip(axes[0], sweeps.items()):
-        for i, (name, est) in enumerate((n, g) for n, g in df.groupby("estimator", sort=False) if n != "elbo"):
-            stats = est.groupby("k")["log_px"].agg(["mean", "std"]).fillna(0.0)
-            ax.plot(stats.index, stats["mean"], marker="o", ms=3, color=f"C{i}", label=labels.get(name, name))
-            ax.fill_between(stats.index, stats["mean"] - stats["std"], stats["mean"] + stats["std"], color=f"C{i}",
-                            alpha=0.25, linewidth=0)
-        if (df["estimator"] == "elbo").any():
-            ax.axhline(df.loc[df["estimator"] == "elbo", "log_px"].mean(), color="gray", ls="--", lw=1,
-                       label=labels.get("elbo", "ELBO"))
-        for label, value in references.get(title, {}).items():
-            ax.axhline(value, color="black", ls=":", lw=1.2, label=label)
-        ax.set_xscale("log")
-        ax.set_title(title)
-        ax.set_xlabel("samples per image K")
-        ax.set_ylabel("mean log p(x) (nats)")
-        ax.grid(alpha=0.3, which="both")
-        ax.legend(fontsize=7)
+    fig, axes = plt.subplots(2, len(sweeps), figsize=(4.4 * len(sweeps), 6.0), squeeze=False, sharex="col",
+                             constrained_layout=True)
+    for col, (title, df) in enumerate(sweeps.items()):
+        elbo = df.loc[df["estimator"] == "elbo", "log_px"].mean() if (df["estimator"] == "elbo").any() else None
+        refs = references.get(title, {})
+        lines = {name: est.groupby("k")["log_px"].agg(["mean", "std"]).fillna(0.0)
+                 for name, est in df.groupby("estimator", sort=False) if name != "elbo"}
+        for ax in axes[:, col]:
+            for i, (name, stats) in enumerate(lines.items()):
+                ax.plot(stats.index, stats["mean"], marker="o", ms=3, color=f"C{i}", label=labels.get(name, name))
+                ax.fill_between(stats.index, stats["mean"] - stats["std"], stats["mean"] + stats["std"],
+                                color=f"C{i}", alpha=0.25, linewidth=0)
+            if elbo is not None:
+                ax.axhline(elbo, color="gray", ls="--", lw=1, label=labels.get("elbo", "ELBO"))
+            for label, value in refs.items():
+                ax.axhline(value, color="black", ls=":", lw=1.2, label=label)
+            ax.set_xscale("log")
+            ax.set_ylabel("mean log p(x) (nats)")
+            ax.grid(alpha=0.3, which="both")
+        top = max([s["mean"].max() for s in lines.values()] + list(refs.values()) + ([elbo] if elbo is not None else []))
+        low = elbo if elbo is not None else min(s["mean"].iloc[-1] for s in lines.values())
+        span = max(top - low, 1.0)
+        axes[1, col].set_ylim(low - 0.5 * span, top + 0.25 * span)
+        axes[0, col].set_title(title)
+        axes[0, col].legend(fontsize=7)
+        axes[1, col].set_title(f"{title}, near the top", fontsize=8)
+        axes[1, col].set_xlabel("samples per image K")
     _save(fig, path)
 
 

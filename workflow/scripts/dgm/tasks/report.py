@@ -174,7 +174,7 @@ def build_report(*, title, config, inputs, benchmarks_dir, template_dir, html_pa
     ctx = {
         "title": title,
         "sections": sections,
-        "commit": git_commit(),
+        "commit": git_commit(Path(template_dir).resolve().parent),  # the pipeline checkout, not the workdir
         "created": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "host": platform.node(),
         "config_json": json.dumps(config, indent=2, default=str),
