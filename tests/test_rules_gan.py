@@ -64,7 +64,7 @@ def test_killed_gan_training_resumes_to_the_same_result(workdir, tmp_path, tiny_
 
 def test_gan_figures(workdir):
     wd, cfg = workdir
-    figures = [f"results/mnist/figures/gan_{name}.png" for name in ("curves_seed0", "samples_z8_seed0",
+    figures = [f"results/mnist/figures/gan_{name}.png" for name in ("curves", "samples_z8_seed0",
                                                                     "interpolation_z8_seed0")]
     run_snakemake(wd, *figures, configfile=cfg)
     for path in figures:

@@ -2,12 +2,14 @@
 import base64
 import json
 import re
+import statistics
 import zipfile
+from pathlib import Path
 
 import pandas as pd
 import pytest
 
-from conftest import run_snakemake, write_config
+from conftest import TINY_RUN_SEEDS, run_snakemake, write_config
 
 
 def test_dry_run_lists_every_job(tmp_path, tiny_raw_dir):
@@ -23,54 +25,70 @@ def test_dry_run_lists_every_job(tmp_path, tiny_raw_dir):
 
 @pytest.mark.slow
 def test_whole_dag_on_tiny_config(tiny_run):
-    tmp_path, cfg = tiny_run, tiny_run / "tiny.yaml"  # the session's one run of the whole DAG
-
+    tmp_path, cfg = tiny_run, tiny_run / "tiny.yaml"  # the session's one run of the whole DAG, seeds 0 and 1
     res = tmp_path / "results"
-    for z in (2, 3):
-        run = res / f"mnist/vae/z{z}/seed0"
+    figs = res / "mnist/figures"
+    for z, seed in [(z, s) for z in (2, 3) for s in TINY_RUN_SEEDS]:
+        run = res / f"mnist/vae/z{z}/seed{seed}"
         assert len(pd.read_csv(run / "metrics.csv")) == 3
         assert json.loads((run / "test_metrics.json").read_text())["latent_dim"] == z
-        assert (res / f"mnist/figures/vae_samples_z{z}_seed0.png").exists()
-    assert (res / "mnist/figures/vae_manifold_z2_seed0.png").exists()
-    assert not (res / "mnist/figures/vae_manifold_z3_seed0.png").exists()
-    assert (res / "mnist/figures/vae_elbo_seed0.png").exists()
-    likelihood = {z: json.loads((res / f"mnist/vae/z{z}/seed0/test_nll.json").read_text()) for z in (2, 3)}
-    assert all(len(pd.read_csv(res / f"mnist/vae/z{z}/seed0/estimator_sweep.csv")) == 14 for z in (2, 3))
+        assert (figs / f"vae_samples_z{z}_seed{seed}.png").exists()
+        assert len(pd.read_csv(run / "estimator_sweep.csv")) == 14
+    assert (figs / "vae_manifold_z2_seed1.png").exists() and not (figs / "vae_manifold_z3_seed0.png").exists()
+    assert (figs / "vae_elbo.png").exists() and (figs / "flow_bpd.png").exists() and (figs / "gan_curves.png").exists()
+    assert not list(figs.glob("vae_elbo_seed*"))  # curves are drawn over the seeds, once
+    likelihood = {(z, s): json.loads((res / f"mnist/vae/z{z}/seed{s}/test_nll.json").read_text())
+                  for z in (2, 3) for s in TINY_RUN_SEEDS}
     assert (res / "mnist/vae/z2/seed0/quadrature.json").exists()
     assert not (res / "mnist/vae/z3/seed0/quadrature.json").exists()
-    assert (res / "mnist/figures/likelihood_sweep_seed0.png").exists() and (res / "likelihood/kl_examples.csv").exists()
-    flow = res / "mnist/flow/z784/seed0"
-    assert len(pd.read_csv(flow / "metrics.csv")) == 3
-    test_bpd = json.loads((flow / "test_metrics.json").read_text())["test_bpd"]
-    assert all((res / f"mnist/figures/flow_{fig}_seed0.png").exists() for fig in ("bpd", "samples", "interpolation"))
+    assert (figs / "likelihood_sweep_seed0.png").exists() and (res / "likelihood/kl_examples.csv").exists()
+    flow_tests = [json.loads((res / f"mnist/flow/z784/seed{s}/test_metrics.json").read_text()) for s in TINY_RUN_SEEDS]
+    assert all((figs / f"flow_{fig}_seed1.png").exists() for fig in ("samples", "interpolation"))
     gan = res / "mnist/gan/z8/seed0"
     assert len(pd.read_csv(gan / "metrics.csv")) == 3
-    assert all((res / f"mnist/figures/gan_{f}.png").exists() for f in ("curves_seed0", "samples_z8_seed0",
-                                                                       "interpolation_z8_seed0"))
+    assert (figs / "gan_samples_z8_seed1.png").exists() and (figs / "gan_interpolation_z8_seed1.png").exists()
     gan_quality = json.loads((gan / "quality.json").read_text())["evaluations"]
     assert [e["epoch"] for e in gan_quality] == [1, 2]  # the first and the last epoch
-    assert all((res / f"mnist/vae/z{z}/seed0/quality.json").exists() for z in (2, 3))
     table = pd.read_csv(res / "mnist/quality/sample_quality.tsv", sep="\t")
-    assert list(table["model"]) == ["vae", "vae", "gan", "gan", "flow", "validation images", "training images"]
-    n_figures = len(list((res / "mnist/figures").glob("*.png")))  # every figure goes into the report
+    assert list(table["model"]).count("vae") == 4 and list(table["model"]).count("gan") == 4
 
+    # The document: curves over both seeds, the image figures of the first seed.
+    shown = sorted(p.name for p in figs.glob("*.png") if not p.stem.endswith("_seed1"))
     html = (res / "report/report.html").read_text()
     assert "http://" not in html and "https://" not in html
     images = re.findall(r'src="data:image/png;base64,([^"]+)"', html)
-    assert len(images) == n_figures and all(base64.b64decode(i)[:4] == b"\x89PNG" for i in images)
-    test_nelbo = json.loads((res / "mnist/vae/z2/seed0/test_metrics.json").read_text())["test_nelbo"]
-    assert f"{test_nelbo:.2f}" in html  # the report shows the computed number
-    assert f"{test_bpd:.3f}" in html and "1.83" in html  # the flow's bits/dim beside the seed's
-    assert all(f"{r['test_nll']:.2f}" in html for r in likelihood.values())  # IS NLL per latent size
-    assert "quadrature" in html and "1.49e-10" in html  # the z = 2 reference and the seed's KL example
-    assert f"{gan_quality[-1]['fid']:.2f}" in html and "Theis" in html and "not comparable" in html.lower()
+    assert len(images) == len(shown) and all(base64.b64decode(i)[:4] == b"\x89PNG" for i in images)
     tex = (res / "report/report.tex").read_text()
-    assert tex.count("\\includegraphics") == n_figures and f"{test_nelbo:.2f}" in tex
-    assert all((res / "report/figures" / n).exists() for n in re.findall(r"figures/([\w.]+)\}", tex))
+    assert sorted(re.findall(r"figures/([\w.]+)\.pdf\}", tex)) == [Path(n).stem for n in shown]
+    assert all((res / "report/figures" / f"{Path(n).stem}.pdf").exists() for n in shown)
 
-    # Nothing left to do, and Snakemake's own report builds from the same run.
+    def mean_sd(values, digits):
+        return f"{statistics.fmean(values):.{digits}f} ± {statistics.stdev(values):.{digits}f}"
+
+    test_nelbo = [json.loads((res / f"mnist/vae/z2/seed{s}/test_metrics.json").read_text())["test_nelbo"]
+                  for s in TINY_RUN_SEEDS]
+    assert mean_sd(test_nelbo, 2) in html and mean_sd(test_nelbo, 2).replace("±", "$\\pm$") in tex
+    assert mean_sd([t["test_bpd"] for t in flow_tests], 3) in html and "1.83" in html  # beside the seed's value
+    for z in (2, 3):  # IS NLL over seeds, in the likelihood section and the closing comparison
+        assert html.count(mean_sd([likelihood[(z, s)]["test_nll"] for s in TINY_RUN_SEEDS], 2)) >= 2
+    assert "quadrature" in html and "1.49e-10" in html  # the z = 2 reference and the seed's KL example
+    fids = [json.loads((res / f"mnist/gan/z8/seed{s}/quality.json").read_text())["evaluations"][-1]["fid"]
+            for s in TINY_RUN_SEEDS]
+    assert mean_sd(fids, 2) in html and "Theis" in html and "not comparable" in html.lower()
+    assert "The three models compared" in html and "log 4" in html
+    assert html.index("The three models compared") < html.index("Data and provenance")
+
+    # Nothing left to do, and Snakemake's own report of the same run groups the figures by model.
     assert "Nothing to be done" in run_snakemake(tmp_path, "-n", configfile=cfg).stdout
     run_snakemake(tmp_path, "--report", str(tmp_path / "report.zip"), configfile=cfg)
     with zipfile.ZipFile(tmp_path / "report.zip") as z:
-        names = z.namelist()
-    assert sum(n.endswith(".png") for n in names) >= n_figures
+        page = z.read(next(n for n in z.namelist() if n.endswith("/report.html"))).decode()
+    categories = json.loads(re.search(r"var categories = (\{.*?\});\s*</script>", page, re.S).group(1))
+    results = json.loads(re.search(r"var results = (\{.*?\});\s*</script>", page, re.S).group(1))
+    category = {"vae": "VAE", "likelihood": "Likelihood", "gan": "GAN", "flow": "Flow"}
+    for png in figs.glob("*.png"):
+        path = f"results/mnist/figures/{png.name}"
+        grouped = [c for c, subs in categories.items() if any(path in paths for paths in subs.values())]
+        assert grouped == [category[png.name.split("_")[0]]], png.name
+        seed = png.stem.rsplit("_seed", 1)[1] if "_seed" in png.stem else "all"
+        assert results[path]["labels"]["seed"] == seed and results[path]["caption"]

@@ -28,6 +28,6 @@ def test_figures_are_written(tmp_path):
     plotting.save_grids_over_epochs({0: torch.rand(4, 1, 28, 28), 5: torch.rand(4, 1, 28, 28)}, tmp_path / "e.png")
     plotting.save_manifolds({0: torch.rand(9, 1, 28, 28)}, 3, tmp_path / "m.png")
     df = pd.DataFrame({"epoch": [0, 1, 2], "train_nelbo": [float("nan"), 200, 150], "valid_nelbo": [300, 210, 160]})
-    plotting.plot_elbo_curves({"z = 2": df, "z = 20": df}, tmp_path / "c.png")
+    plotting.plot_elbo_curves({"z = 2": [df], "z = 20": [df, df]}, tmp_path / "c.png")
     for name in ("g", "e", "m", "c"):
         assert (tmp_path / f"{name}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -105,22 +105,41 @@ def _write_run(folder, seed, valid_bpds):
         w.writeheader()
         for epoch, v in enumerate(valid_bpds):
             w.writerow({"epoch": epoch, "valid_bpd": v, "train_bpd": "" if epoch == 0 else v + 0.1,
-                        "train_seconds": "" if epoch == 0 else 10.0 + epoch})
+                        "train_seconds": "" if epoch == 0 else 10.0 + epoch + seed})
     (run / "test_metrics.json").write_text(json.dumps(
         {"test_bpd": valid_bpds[-1] + 0.01, "test_bpd_stderr": 0.004, "k": 1, "test_nll": 1000.0, "parameters": 7}))
-    return str(run / "metrics.csv"), str(run / "test_metrics.json")
+    model = _small_flow(seed)
+    io.torch_save({"model": model.describe(), "state_dict": model.state_dict(), "epoch": len(valid_bpds) - 1,
+                   "options": {"lr": 1e-3, "batch_size": 64, "grad_clip": 5.0}, "device": "cpu"}, run / "model.pt")
+    return str(run / "metrics.csv"), str(run / "test_metrics.json"), str(run / "model.pt")
 
 
 def test_report_section_shows_our_bpd_beside_the_seed(tmp_path):
     assert tasks.report_section({"flow_metrics": []}) is None
-    m1, t1 = _write_run(tmp_path, 1, [8.0, 3.0, 2.5])
-    m0, t0 = _write_run(tmp_path, 0, [8.0, 2.0, 2.2])
-    section = tasks.report_section({"flow_metrics": [m1, m0], "flow_tests": [t1, t0],
-                                    "flow_figures": ["results/mnist/figures/flow_bpd_seed0.png"]})
+    m0, t0, p0 = _write_run(tmp_path, 0, [8.0, 2.0, 2.2])
+    section = tasks.report_section({"flow_metrics": [m0], "flow_tests": [t0], "models": [p0],
+                                    "flow_figures": ["results/mnist/figures/flow_bpd.png"]})
     table = section["tables"][0]
-    assert [row[0] for row in table["rows"]] == [0, 1]  # sorted by seed
     row = dict(zip(table["header"], table["rows"][0]))
+    assert row["seeds"] == "0" and row["epochs"] == "2"
     assert row["valid bpd"] == "2.200" and row["best valid bpd"] == "2.000" and row["test bpd"] == "2.210 ± 0.004"
     assert row["s/epoch"] == "11.5"
     assert "1.83" in table["caption"] and "1.85" in table["caption"] and "1.83" in " ".join(section["paragraphs"])
+    assert f"{SMALL['n_blocks']} blocks" in section["paragraphs"][0]  # the architecture of the run, not a default
+    assert f"784-{SMALL['hidden_dim']}-{SMALL['hidden_dim']}" in section["paragraphs"][0]
     assert section["figures"][0]["caption"].startswith("Training and validation bits per dimension")
+
+
+def test_report_section_gives_mean_and_sd_over_seeds(tmp_path):
+    m1, t1, p1 = _write_run(tmp_path, 1, [8.0, 3.0, 2.5])
+    m0, t0, p0 = _write_run(tmp_path, 0, [8.0, 2.0, 2.2])
+    section = tasks.report_section({"flow_metrics": [m1, m0], "flow_tests": [t1, t0], "models": [p1, p0]})
+    (row,) = section["tables"][0]["rows"]
+    row = dict(zip(section["tables"][0]["header"], row))
+    sd = math.sqrt(2 * 0.15**2)  # sample SD of two values 0.3 apart
+    assert row["seeds"] == "0, 1" and row["epochs"] == "2" and row["parameters"] == "7"
+    assert row["valid bpd"] == f"2.350 ± {sd:.3f}"  # over seeds: the images' standard errors are not shown
+    assert row["test bpd"] == f"2.360 ± {sd:.3f}"
+    assert row["best valid bpd"] == f"2.250 ± {math.sqrt(2 * 0.25**2):.3f}"
+    assert row["s/epoch"] == f"12.0 ± {math.sqrt(0.5):.1f}"
+    assert "mean ± SD over seeds" in section["tables"][0]["caption"]

@@ -68,6 +68,13 @@ def test_epochs_must_be_positive(tmp_path):
         _fit(tmp_path, trainer, data, 0)
 
 
+def test_describe_device_names_the_hardware():
+    torch.set_num_threads(1)
+    assert training.describe_device(torch.device("cpu")).endswith("1 thread)")
+    if torch.cuda.is_available():
+        assert torch.cuda.get_device_name(0) in training.describe_device(torch.device("cuda:0"))
+
+
 def test_select_device():
     assert training.select_device("cpu").type == "cpu"
     assert training.select_device("auto").type == ("cuda" if torch.cuda.is_available() else "cpu")

@@ -116,7 +116,6 @@ def get_likelihood_outputs():
         "likelihood_tests": [f"{d}/test_nll.json" for _, _, d in runs],
         "likelihood_sweeps": [f"{d}/estimator_sweep.csv" for _, _, d in runs],
         "likelihood_quadrature": [f"{d}/quadrature.json" for z, _, d in runs if z == 2],
-        "likelihood_figures": [f"results/{DATASET}/figures/likelihood_sweep_seed{s}.png" for s in config["seeds"]],
         "kl_examples": ["results/likelihood/kl_examples.csv"],
     }
 
@@ -131,30 +130,47 @@ def get_likelihood_sweep_input(wildcards):
     }
 
 
+def get_figures(first_seed_only=False):
+    """Every figure the configured models draw: curves over all seeds, and the image figures
+    (samples, manifolds, interpolations, estimator sweeps) of every seed or only the first."""
+    figs = f"results/{DATASET}/figures"
+    seeds = config["seeds"][:1] if first_seed_only else config["seeds"]
+    out = []
+    if "vae" in config["models"]:
+        out.append(f"{figs}/vae_elbo.png")
+        for z, s in get_vae_runs():
+            if s in seeds:
+                out.append(f"{figs}/vae_samples_z{z}_seed{s}.png")
+                out += [f"{figs}/vae_manifold_z2_seed{s}.png"] if z == 2 else []
+        out += [f"{figs}/likelihood_sweep_seed{s}.png" for s in seeds]
+    if "gan" in config["models"]:
+        out.append(f"{figs}/gan_curves.png")
+        for z, s in get_gan_runs():
+            if s in seeds:
+                out += [f"{figs}/gan_{fig}_z{z}_seed{s}.png" for fig in ("samples", "interpolation")]
+    if "flow" in config["models"]:
+        out.append(f"{figs}/flow_bpd.png")
+        out += [f"{figs}/flow_{fig}_seed{s}.png" for s in seeds for fig in ("samples", "interpolation")]
+    return out
+
+
 def get_final_outputs():
     out = []
     if "vae" in config["models"]:
         for z, s in get_vae_runs():
             d = run_dir("vae", z, s, DATASET)
             out += [f"{d}/metrics.csv", f"{d}/test_metrics.json"]
-            out += [f"results/{DATASET}/figures/vae_samples_z{z}_seed{s}.png"]
-            if z == 2:
-                out.append(f"results/{DATASET}/figures/vae_manifold_z2_seed{s}.png")
-        out += [f"results/{DATASET}/figures/vae_elbo_seed{s}.png" for s in config["seeds"]]
         out += [p for paths in get_likelihood_outputs().values() for p in paths]
     if "flow" in config["models"]:
         for s in config["seeds"]:
             d = run_dir("flow", FLOW_LATENT, s, DATASET)
             out += [f"{d}/metrics.csv", f"{d}/test_metrics.json"]
-            out += [f"results/{DATASET}/figures/flow_{fig}_seed{s}.png" for fig in ("bpd", "samples", "interpolation")]
     if "gan" in config["models"]:
-        for z, s in get_gan_runs():
-            out.append(f"{run_dir('gan', z, s, DATASET)}/metrics.csv")
-            out += [f"results/{DATASET}/figures/gan_{fig}_z{z}_seed{s}.png" for fig in ("samples", "interpolation")]
-        out += [f"results/{DATASET}/figures/gan_curves_seed{s}.png" for s in config["seeds"]]
+        out += [f"{run_dir('gan', z, s, DATASET)}/metrics.csv" for z, s in get_gan_runs()]
     if get_scored_runs():
         out += [f"{run_dir(m, z, s, DATASET)}/quality.json" for m, z, s in get_scored_runs()]
         out += [f"results/{DATASET}/quality/reference.json", f"results/{DATASET}/quality/sample_quality.tsv"]
+    out += get_figures()
     out += get_report_documents()
     return out
 
@@ -166,23 +182,23 @@ def get_report_documents():
 
 
 def get_report_inputs(wildcards):
-    """Named lists of paths; each report section (dgm.tasks.<model>.report_section) picks its own."""
-    vae_runs = [run_dir("vae", z, s, DATASET) for z, s in get_vae_runs()] if "vae" in config["models"] else []
-    flow_runs = [run_dir("flow", FLOW_LATENT, s, DATASET) for s in config["seeds"]] if "flow" in config["models"] else []
+    """Named lists of paths; each report section (dgm.tasks.<model>.report_section) picks its own.
+    The document shows curves over all seeds and the image figures of the first seed."""
+    figures = get_figures(first_seed_only=True)
+    runs = {m: [run_dir(m, z, s, DATASET) for mm, z, s in get_scored_runs() if mm == m] for m in ("vae", "gan", "flow")}
     return {
         "splits": [f"results/{DATASET}/data/splits.json"],
-        "vae_metrics": [f"{d}/metrics.csv" for d in vae_runs],
-        "vae_tests": [f"{d}/test_metrics.json" for d in vae_runs],
-        "vae_figures": [p for p in get_final_outputs() if "/figures/vae_" in p],
-        "flow_metrics": [f"{d}/metrics.csv" for d in flow_runs],
-        "flow_tests": [f"{d}/test_metrics.json" for d in flow_runs],
-        "flow_figures": [p for p in get_final_outputs() if "/figures/flow_" in p],
-        "gan_metrics": [f"{run_dir('gan', z, s, DATASET)}/metrics.csv" for z, s in get_gan_runs()]
-        if "gan" in config["models"] else [],
-        "gan_models": [f"{run_dir('gan', z, s, DATASET)}/model.pt" for z, s in get_gan_runs()]
-        if "gan" in config["models"] else [],
-        "gan_figures": [p for p in get_final_outputs() if "/figures/gan_" in p],
+        "models": [f"{run_dir(m, z, s, DATASET)}/model.pt" for m, z, s in get_scored_runs()],
+        "vae_metrics": [f"{d}/metrics.csv" for d in runs["vae"]],
+        "vae_tests": [f"{d}/test_metrics.json" for d in runs["vae"]],
+        "vae_figures": [p for p in figures if Path(p).name.startswith("vae_")],
+        "flow_metrics": [f"{d}/metrics.csv" for d in runs["flow"]],
+        "flow_tests": [f"{d}/test_metrics.json" for d in runs["flow"]],
+        "flow_figures": [p for p in figures if Path(p).name.startswith("flow_")],
+        "gan_metrics": [f"{d}/metrics.csv" for d in runs["gan"]],
+        "gan_figures": [p for p in figures if Path(p).name.startswith("gan_")],
         "quality_runs": [f"{run_dir(m, z, s, DATASET)}/quality.json" for m, z, s in get_scored_runs()],
         "quality_reference": [f"results/{DATASET}/quality/reference.json"] if get_scored_runs() else [],
         **get_likelihood_outputs(),
+        "likelihood_figures": [p for p in figures if Path(p).name.startswith("likelihood_")],
     }

@@ -69,22 +69,27 @@ rule evaluate_flow:
 
 rule plot_flow_bpd:
     input:
-        metrics=rules.train_flow.output.metrics,
+        metrics=lambda w: expand(
+            "results/{dataset}/flow/z784/seed{seed}/metrics.csv", dataset=w.dataset, seed=config["seeds"]
+        ),
     output:
-        report(
-            "results/{dataset}/figures/flow_bpd_seed{seed}.png",
+        png=report(
+            "results/{dataset}/figures/flow_bpd.png",
             caption="../report/flow_bpd.rst",
             category="Flow",
             subcategory="training curves",
-            labels={"figure": "bits/dim curves", "seed": "{seed}"},
+            labels={"figure": "bits/dim curves", "seed": "all"},
         ),
+        pdf="results/{dataset}/figures/flow_bpd.pdf",
+    params:
+        seeds=config["seeds"],
     resources:
         mem_mb=1000,
         runtime=10,
     log:
-        "logs/plot/{dataset}/flow_bpd_seed{seed}.log",
+        "logs/plot/{dataset}/flow_bpd.log",
     benchmark:
-        "benchmarks/plot/{dataset}/flow_bpd_seed{seed}.tsv"
+        "benchmarks/plot/{dataset}/flow_bpd.tsv"
     conda:
         ENV
     script:
@@ -95,13 +100,14 @@ rule plot_flow_samples:
     input:
         snapshots=rules.train_flow.output.snapshots,
     output:
-        report(
+        png=report(
             "results/{dataset}/figures/flow_samples_seed{seed}.png",
             caption="../report/flow_samples.rst",
             category="Flow",
             subcategory="samples",
             labels={"figure": "samples over epochs", "seed": "{seed}"},
         ),
+        pdf="results/{dataset}/figures/flow_samples_seed{seed}.pdf",
     params:
         epochs=snapshot_epochs("flow", "sample_epochs"),
     resources:
@@ -121,13 +127,14 @@ rule plot_flow_interpolation:
     input:
         model=rules.train_flow.output.model,
     output:
-        report(
+        png=report(
             "results/{dataset}/figures/flow_interpolation_seed{seed}.png",
             caption="../report/flow_interpolation.rst",
             category="Flow",
             subcategory="interpolation",
             labels={"figure": "latent interpolation", "seed": "{seed}"},
         ),
+        pdf="results/{dataset}/figures/flow_interpolation_seed{seed}.pdf",
     params:
         rows=config["flow"]["interpolation_rows"],
         steps=config["flow"]["interpolation_steps"],

@@ -45,26 +45,27 @@ rule plot_gan_curves:
             "results/{dataset}/gan/z{latent}/seed{seed}/metrics.csv",
             dataset=w.dataset,
             latent=config["gan"]["latent_sizes"],
-            seed=w.seed,
+            seed=config["seeds"],
         ),
     output:
         png=report(
-            "results/{dataset}/figures/gan_curves_seed{seed}.png",
+            "results/{dataset}/figures/gan_curves.png",
             caption="../report/gan_curves.rst",
             category="GAN",
             subcategory="training curves",
-            labels={"figure": "losses and D outputs", "seed": "{seed}"},
+            labels={"figure": "losses and D outputs", "latent size": "all", "seed": "all"},
         ),
-        pdf="results/{dataset}/figures/gan_curves_seed{seed}.pdf",
+        pdf="results/{dataset}/figures/gan_curves.pdf",
     params:
         latent_sizes=config["gan"]["latent_sizes"],
+        seeds=config["seeds"],
     resources:
         mem_mb=1000,
         runtime=10,
     log:
-        "logs/plot/{dataset}/gan_curves_seed{seed}.log",
+        "logs/plot/{dataset}/gan_curves.log",
     benchmark:
-        "benchmarks/plot/{dataset}/gan_curves_seed{seed}.tsv"
+        "benchmarks/plot/{dataset}/gan_curves.tsv"
     conda:
         ENV
     script:

@@ -71,26 +71,27 @@ rule plot_vae_elbo:
             "results/{dataset}/vae/z{latent}/seed{seed}/metrics.csv",
             dataset=w.dataset,
             latent=config["vae"]["latent_sizes"],
-            seed=w.seed,
+            seed=config["seeds"],
         ),
     output:
         png=report(
-            "results/{dataset}/figures/vae_elbo_seed{seed}.png",
+            "results/{dataset}/figures/vae_elbo.png",
             caption="../report/vae_elbo.rst",
             category="VAE",
             subcategory="training curves",
-            labels={"figure": "ELBO curves", "seed": "{seed}"},
+            labels={"figure": "ELBO curves", "latent size": "all", "seed": "all"},
         ),
-        pdf="results/{dataset}/figures/vae_elbo_seed{seed}.pdf",
+        pdf="results/{dataset}/figures/vae_elbo.pdf",
     params:
         latent_sizes=config["vae"]["latent_sizes"],
+        seeds=config["seeds"],
     resources:
         mem_mb=1000,
         runtime=10,
     log:
-        "logs/plot/{dataset}/vae_elbo_seed{seed}.log",
+        "logs/plot/{dataset}/vae_elbo.log",
     benchmark:
-        "benchmarks/plot/{dataset}/vae_elbo_seed{seed}.tsv"
+        "benchmarks/plot/{dataset}/vae_elbo.tsv"
     conda:
         ENV
     script:

@@ -1,12 +1,12 @@
-"""Rule plot_flow_bpd: train/validation bits per dimension per epoch (seed Fig. 7)."""
+"""Rule plot_flow_bpd: train/validation bits per dimension per epoch, over the seeds (seed Fig. 7)."""
 from dgm.entry import start_log
 
 start_log(snakemake.log[0])
 
-import pandas as pd  # noqa: E402
-
 from dgm import plotting  # noqa: E402
-from dgm.tasks.flow import SEED_VALID_BPD  # noqa: E402
+from dgm.results import metrics_by_latent  # noqa: E402
+from dgm.seed_study import FLOW_VALID_BPD  # noqa: E402
 
-plotting.plot_bpd_curve(pd.read_csv(snakemake.input.metrics), snakemake.output[0], reference=SEED_VALID_BPD,
-                        reference_label=f"seed study, 40 epochs ({SEED_VALID_BPD})")
+(frames,) = metrics_by_latent(snakemake.input.metrics).values()
+plotting.plot_bpd_curve(frames, snakemake.output.png, reference=FLOW_VALID_BPD,
+                        reference_label=f"seed study, 40 epochs ({FLOW_VALID_BPD})")

@@ -86,18 +86,41 @@ def save_manifolds(images_by_epoch: dict[int, torch.Tensor], n: int, path: str |
     _save(fig, path)
 
 
-def plot_elbo_curves(curves: dict[str, "pandas.DataFrame"], path: str | os.PathLike) -> None:
-    """Train and validation ELBO per epoch, one panel per run (seed Fig. 1).
+def seed_band(frames: list["pandas.DataFrame"], column: str) -> "pandas.DataFrame":
+    """Per-epoch mean and sample SD of ``column`` over runs that differ only in their seed (SD 0
+    for one run), over the trained epochs (epoch > 0) every run has."""
+    import pandas as pd
 
-    ``curves`` maps a panel title (e.g. "z = 20") to a metrics frame with columns epoch,
-    train_nelbo and valid_nelbo (negative ELBO in nats); the plot shows the ELBO itself.
+    table = pd.concat([f.set_index("epoch")[column] for f in frames], axis=1, join="inner")
+    table = table[table.index > 0]
+    return pd.DataFrame({"mean": table.mean(axis=1), "sd": table.std(axis=1, ddof=1).fillna(0.0)})
+
+
+def _plot_band(ax, frames, column: str, *, sign: float = 1.0, **style) -> None:
+    """A line of the mean over seeds and, with several seeds, a band of ± one SD around it."""
+    band = seed_band(frames, column) * [sign, 1.0]
+    ax.plot(band.index, band["mean"], **style)
+    if len(frames) > 1:
+        ax.fill_between(band.index, band["mean"] - band["sd"], band["mean"] + band["sd"],
+                        color=style.get("color"), alpha=0.25, linewidth=0)
+
+
+def _seeds_title(title: str, frames: list) -> str:
+    return title if len(frames) == 1 else f"{title} (mean ± SD over {len(frames)} seeds)"
+
+
+def plot_elbo_curves(curves: dict[str, list["pandas.DataFrame"]], path: str | os.PathLike) -> None:
+    """Train and validation ELBO per epoch, one panel per latent size (seed Fig. 1).
+
+    ``curves`` maps a panel title (e.g. "z = 20") to the metrics frames of that setting's seeds,
+    with columns epoch, train_nelbo and valid_nelbo (negative ELBO in nats); the plot shows the
+    ELBO itself, the mean over seeds with a ± one SD band when there are several.
     """
     fig, axes = plt.subplots(1, len(curves), figsize=(4.2 * len(curves), 3.2), squeeze=False, sharey=False)
-    for ax, (title, df) in zip(axes[0], curves.items()):
-        trained = df[df["epoch"] > 0]
-        ax.plot(trained["epoch"], -trained["train_nelbo"], label="train", marker=".")
-        ax.plot(df["epoch"][df["epoch"] > 0], -df["valid_nelbo"][df["epoch"] > 0], label="validation", marker=".")
-        ax.set_title(title)
+    for ax, (title, frames) in zip(axes[0], curves.items()):
+        _plot_band(ax, frames, "train_nelbo", sign=-1.0, label="train", marker=".", color="C0")
+        _plot_band(ax, frames, "valid_nelbo", sign=-1.0, label="validation", marker=".", color="C1")
+        ax.set_title(_seeds_title(title, frames))
         ax.set_xlabel("epoch")
         ax.set_ylabel("ELBO (nats per image)")
         ax.grid(alpha=0.3)
@@ -148,16 +171,17 @@ def plot_estimator_sweep(sweeps: dict[str, "pandas.DataFrame"], path: str | os.P
     _save(fig, path)
 
 
-def plot_bpd_curve(df: "pandas.DataFrame", path: str | os.PathLike, *, reference: float | None = None,
+def plot_bpd_curve(frames: list["pandas.DataFrame"], path: str | os.PathLike, *, reference: float | None = None,
                    reference_label: str = "") -> None:
-    """Train and validation bits per dimension per epoch (seed Fig. 7); ``df`` has columns epoch,
-    train_bpd and valid_bpd. ``reference`` draws a horizontal line (e.g. the seed's final value)."""
+    """Train and validation bits per dimension per epoch (seed Fig. 7), the mean over the seeds'
+    metrics frames (columns epoch, train_bpd, valid_bpd) with a ± one SD band when there are
+    several. ``reference`` draws a horizontal line (e.g. the seed's final value)."""
     fig, ax = plt.subplots(figsize=(4.8, 3.2))
-    trained = df[df["epoch"] > 0]
-    ax.plot(trained["epoch"], trained["train_bpd"], label="train", marker=".")
-    ax.plot(trained["epoch"], trained["valid_bpd"], label="validation", marker=".")
+    _plot_band(ax, frames, "train_bpd", label="train", marker=".", color="C0")
+    _plot_band(ax, frames, "valid_bpd", label="validation", marker=".", color="C1")
     if reference is not None:
         ax.axhline(reference, color="gray", linestyle="--", linewidth=1, label=reference_label or None)
+    ax.set_title(_seeds_title("RealNVP", frames))
     ax.set_xlabel("epoch")
     ax.set_ylabel("bits per dimension")
     ax.grid(alpha=0.3)
@@ -165,26 +189,26 @@ def plot_bpd_curve(df: "pandas.DataFrame", path: str | os.PathLike, *, reference
     _save(fig, path)
 
 
-def plot_gan_curves(curves: dict[str, "pandas.DataFrame"], path: str | os.PathLike, *, d_equilibrium: float,
+def plot_gan_curves(curves: dict[str, list["pandas.DataFrame"]], path: str | os.PathLike, *, d_equilibrium: float,
                     g_equilibrium: float) -> None:
-    """GAN training curves, one column per run (seed Fig. 5).
+    """GAN training curves, one column per latent size (seed Fig. 5).
 
-    ``curves`` maps a column title to a metrics frame with columns epoch, train_d_loss,
-    train_g_loss, train_d_real and train_d_fake. Top: both losses with dashed reference lines at
-    their values at the game's equilibrium; bottom: mean D(x) and D(G(z)) with the line D = 1/2.
+    ``curves`` maps a column title to the metrics frames of that setting's seeds, with columns
+    epoch, train_d_loss, train_g_loss, train_d_real and train_d_fake (mean over seeds, ± one SD
+    band with several). Top: both losses with dashed reference lines at their values at the
+    game's equilibrium; bottom: mean D(x) and D(G(z)) with the line D = 1/2.
     """
     fig, axes = plt.subplots(2, len(curves), figsize=(4.4 * len(curves), 5.6), squeeze=False, sharex="col")
-    for col, (title, df) in enumerate(curves.items()):
-        trained = df[df["epoch"] > 0]
+    for col, (title, frames) in enumerate(curves.items()):
         top, bottom = axes[0, col], axes[1, col]
-        top.plot(trained["epoch"], trained["train_d_loss"], label=r"$\mathcal{L}_D$", color="C0")
-        top.plot(trained["epoch"], trained["train_g_loss"], label=r"$\mathcal{L}_G$", color="C1")
+        _plot_band(top, frames, "train_d_loss", label=r"$\mathcal{L}_D$", color="C0")
+        _plot_band(top, frames, "train_g_loss", label=r"$\mathcal{L}_G$", color="C1")
         top.axhline(d_equilibrium, color="C0", ls="--", lw=1, label=r"$\log 4$")
         top.axhline(g_equilibrium, color="C1", ls="--", lw=1, label=r"$\log 2$")
-        top.set_title(title)
+        top.set_title(_seeds_title(title, frames))
         top.set_ylabel("loss (nats)")
-        bottom.plot(trained["epoch"], trained["train_d_real"], label=r"mean $D(x)$", color="C2")
-        bottom.plot(trained["epoch"], trained["train_d_fake"], label=r"mean $D(G(z))$", color="C3")
+        _plot_band(bottom, frames, "train_d_real", label=r"mean $D(x)$", color="C2")
+        _plot_band(bottom, frames, "train_d_fake", label=r"mean $D(G(z))$", color="C3")
         bottom.axhline(0.5, color="gray", ls="--", lw=1, label=r"$D = 1/2$")
         bottom.set_ylim(0, 1)
         bottom.set_xlabel("epoch")

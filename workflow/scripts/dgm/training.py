@@ -20,6 +20,7 @@ import json
 import logging
 import math
 import os
+import platform
 import sys
 import time
 from pathlib import Path
@@ -42,6 +43,15 @@ def select_device(spec: str = "auto") -> torch.device:
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(f"device: {spec!r} was asked for but CUDA is not available here")
     return device
+
+
+def describe_device(device: torch.device) -> str:
+    """The device in words, for the model file and the report's provenance: the GPU's name, or the
+    CPU with the number of threads torch uses."""
+    if device.type == "cuda":
+        return f"{device} ({torch.cuda.get_device_name(device)})"
+    cpu, threads = platform.processor() or platform.machine(), torch.get_num_threads()
+    return f"cpu ({cpu}, {threads} thread{'s' if threads != 1 else ''})"
 
 
 def seed_everything(seed: int) -> None:

@@ -10,7 +10,8 @@ import torch
 
 from dgm import data, io, plotting, training
 from dgm.gan import EQUILIBRIUM_D_LOSS, EQUILIBRIUM_G_LOSS, GAN, GANConfig, GANTrainer, interpolate_latents
-from dgm.models import build_model, load_model
+from dgm.models import load_model
+from dgm.results import metrics_by_latent
 
 MODEL_FILE_VERSION = 1
 GRID_SAMPLES = 25  # 5 x 5 sample grids (seed Fig. 4)
@@ -98,11 +99,10 @@ def train_gan(
     return rows
 
 
-def plot_curves(*, metrics_paths: list[str], latent_sizes: list[int], output_path: str) -> None:
-    """Losses and discriminator outputs over training, one column per latent size (seed Fig. 5)."""
-    import pandas as pd
-
-    curves = {f"z = {z}": pd.read_csv(p) for z, p in zip(latent_sizes, metrics_paths)}
+def plot_curves(*, metrics_paths: list[str], output_path: str) -> None:
+    """Losses and discriminator outputs over training, one column per latent size, mean and band
+    over the seeds (seed Fig. 5)."""
+    curves = {f"z = {z}": frames for z, frames in metrics_by_latent(metrics_paths).items()}
     plotting.plot_gan_curves(curves, output_path, d_equilibrium=EQUILIBRIUM_D_LOSS, g_equilibrium=EQUILIBRIUM_G_LOSS)
 
 
@@ -142,26 +142,30 @@ def plot_interpolation(*, model_path: str, output_path: str, rows: int, steps: i
 
 def report_section(inputs: dict[str, list[str]]) -> dict | None:
     """The GAN section of the report: per-run table of the last epoch and the seed's Fig. 4-6."""
-    from dgm.tasks.report import fmt, read_csv, run_key
+    from dgm.tasks.report import SEEDS_NOTE, by_setting, model_records, read_csv, run_key, seed_cell, seeds_label
 
     if not inputs.get("gan_metrics"):
         return None
-    rows, runs = [], []
-    for metrics_path, model_path in zip(inputs["gan_metrics"], inputs["gan_models"]):
+    records = {(r["latent"], r["seed"]): r for r in model_records(inputs, "gan")}
+    runs = []
+    for metrics_path in inputs["gan_metrics"]:
         curve, key = read_csv(metrics_path), run_key(metrics_path)
-        ckpt = torch.load(model_path, map_location="cpu", weights_only=True)
-        runs.append(ckpt)
         trained = [r for r in curve if r["epoch"] > 0]
-        last = curve[-1]
-        rows.append((key["latent"], key["seed"], [
-            key["latent"], key["seed"], last["epoch"], fmt(last["train_d_loss"], 3), fmt(last["train_g_loss"], 3),
-            fmt(last["train_d_real"], 3), fmt(last["train_d_fake"], 3), fmt(last["valid_d_real"], 3),
-            fmt(last["valid_d_fake"], 3), sum(p.numel() for p in build_model(ckpt["model"]).parameters()),
-            fmt(sum(r["train_seconds"] for r in trained) / len(trained)),
-        ]))
+        record = records[(key["latent"], key["seed"])]
+        runs.append({**key, **curve[-1], "parameters": record["parameters"],
+                     "generator": record["parts"]["generator"],
+                     "s_epoch": sum(r["train_seconds"] for r in trained) / len(trained)})
+    rows = []
+    for (latent,), group in by_setting(runs, "latent"):
+        col = {k: [r[k] for r in group] for k in group[0]}
+        rows.append([latent, seeds_label(col["seed"]), seed_cell(col["epoch"]),
+                     *[seed_cell(col[k], 3) for k in ("train_d_loss", "train_g_loss", "train_d_real", "train_d_fake",
+                                                      "valid_d_real", "valid_d_fake")],
+                     seed_cell(col["generator"]), seed_cell(col["parameters"]), seed_cell(col["s_epoch"])])
     captions = {  # in the seed's order: Fig. 4, 5, 6
         "gan_samples": "25 samples at the configured epochs, from the same noise at every epoch (seed Fig. 4).",
-        "gan_curves": "Discriminator and generator losses per epoch with dashed lines at their equilibrium values "
+        "gan_curves": "Discriminator and generator losses per epoch (with several seeds their mean and a ± one SD "
+                      "band) with dashed lines at their equilibrium values "
                       "L_D = log 4 and L_G = log 2 (top; seed Fig. 5), and the mean discriminator outputs on real "
                       "and generated images (bottom).",
         "gan_interpolation": "Interpolations between random latent points, each row continuing from the previous "
@@ -174,14 +178,16 @@ def report_section(inputs: dict[str, list[str]]) -> dict | None:
         kind = next(k for k in order if stem.startswith(k))
         figures.append((order.index(kind), stem, {"path": path, "caption": captions[kind] + f" [{stem}]"}))
     figures = [f for _, _, f in sorted(figures, key=lambda t: t[:2])]
-    h, opts = runs[0]["model"]["hidden_dim"], runs[0]["options"]
-    g_widths = "-".join(str(w) for w in (h, 2 * h, 4 * h, 8 * h, runs[0]["model"]["data_dim"]))
-    d_widths = "-".join(str(w) for w in (runs[0]["model"]["data_dim"], 4 * h, 2 * h, 1))
+    first = next(iter(records.values()))
+    d, opts = first["description"], first["options"]
+    h = d["hidden_dim"]
+    g_widths = "-".join(str(w) for w in (h, 2 * h, 4 * h, 8 * h, d["data_dim"]))
+    d_widths = "-".join(str(w) for w in (d["data_dim"], 4 * h, 2 * h, 1))
     architecture = (
         f"Fully connected GAN (seed section 2.5): generator z-{g_widths} with LeakyReLU("
-        f"{runs[0]['model']['negative_slope']}), batch norm on the three wider hidden layers and a tanh output; "
-        f"discriminator {d_widths} with LeakyReLU({runs[0]['model']['negative_slope']}) and dropout "
-        f"{runs[0]['model']['dropout']}. Trained on grey-level images scaled to [-1, 1] with one discriminator and "
+        f"{d['negative_slope']}), batch norm on the three wider hidden layers and a tanh output; "
+        f"discriminator {d_widths} with LeakyReLU({d['negative_slope']}) and dropout "
+        f"{d['dropout']}. Trained on grey-level images scaled to [-1, 1] with one discriminator and "
         f"one non-saturating generator step per minibatch (seed section 2.4), fresh noise for each; Adam with lr "
         f"{opts['lr']:g} and betas ({opts['betas'][0]:g}, {opts['betas'][1]:g}), batch {opts['batch_size']} "
         f"(the seed's text says lr 5e-4; its code, the course template, used 2e-4)."
@@ -198,10 +204,11 @@ def report_section(inputs: dict[str, list[str]]) -> dict | None:
             "fixed noise draw in evaluation mode.",
         ],
         "tables": [{
-            "caption": "GAN: losses (nats) and mean discriminator outputs at the last epoch",
-            "header": ["z", "seed", "epochs", "L_D", "L_G", "D(x)", "D(G(z))", "valid D(x)", "valid D(G(z))",
-                       "parameters", "s/epoch"],
-            "rows": [r for _, _, r in sorted(rows, key=lambda t: (t[0], t[1]))],
+            "caption": f"GAN: losses (nats) and mean discriminator outputs at the last epoch ({SEEDS_NOTE}); "
+                       "parameters of the generator and of both networks",
+            "header": ["z", "seeds", "epochs", "L_D", "L_G", "D(x)", "D(G(z))", "valid D(x)", "valid D(G(z))",
+                       "G parameters", "parameters", "s/epoch"],
+            "rows": rows,
         }],
         "figures": figures,
     }

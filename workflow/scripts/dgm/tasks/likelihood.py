@@ -249,16 +249,20 @@ def plot_sweeps(*, sweep_paths: list[str], quadrature_paths: list[str], output_p
 
 def report_section(inputs: dict[str, list[str]]) -> dict | None:
     """The likelihood section of the report: test NLL per run, the estimator sweep, quadrature, KL examples."""
-    from dgm.tasks.report import fmt, fmt_pm, read_csv, read_json, run_key
+    from dgm.tasks.report import (SEEDS_NOTE, by_setting, fmt, fmt_pm, read_csv, read_json, run_key, seed_cell,
+                                  seeds_label)
 
     if not inputs.get("likelihood_tests"):
         return None
-    tests = sorted(((run_key(p), read_json(p)) for p in inputs["likelihood_tests"]),
-                   key=lambda t: (t[0]["latent"], t[0]["seed"]))
-    test_rows = [[key["latent"], key["seed"], t["k"], fmt_pm(t["test_nelbo"], t["test_nelbo_stderr"]),
-                  fmt_pm(t["test_nll"], t["test_nll_stderr"]), fmt_pm(t["test_gap"], t["test_gap_stderr"]),
-                  fmt(t["test_nelbo_bpd"], 4), fmt(t["test_nll_bpd"], 4), fmt(t["ess_mean"], 1),
-                  fmt(t["seconds"], 0), fmt(t["cpu_seconds"], 0)] for key, t in tests]
+    test_rows = []
+    for (latent,), group in by_setting([{**run_key(p), **read_json(p)} for p in inputs["likelihood_tests"]], "latent"):
+        col = {k: [r[k] for r in group] for k in group[0]}
+        test_rows.append([latent, seeds_label(col["seed"]), seed_cell(col["k"]),
+                          seed_cell(col["test_nelbo"], errors=col["test_nelbo_stderr"]),
+                          seed_cell(col["test_nll"], errors=col["test_nll_stderr"]),
+                          seed_cell(col["test_gap"], errors=col["test_gap_stderr"]), seed_cell(col["test_nelbo_bpd"], 4),
+                          seed_cell(col["test_nll_bpd"], 4), seed_cell(col["ess_mean"], 1), seed_cell(col["seconds"], 0),
+                          seed_cell(col["cpu_seconds"], 0)])
 
     quad = {(run_key(p)["seed"]): read_json(p) for p in inputs.get("likelihood_quadrature", [])}
     sweep_rows, ks, n_images = [], [], None
@@ -282,8 +286,8 @@ def report_section(inputs: dict[str, list[str]]) -> dict | None:
 
     tables = [{
         "caption": "VAE: test negative log-likelihood (nats per image) by importance sampling with K samples, "
-                   "against the negative ELBO (± one standard error over the test images)",
-        "header": ["z", "seed", "K", "test −ELBO", "IS NLL", "−ELBO − NLL", "−ELBO bpd", "NLL bpd", "mean ESS",
+                   f"against the negative ELBO (± one standard error over the test images; {SEEDS_NOTE})",
+        "header": ["z", "seeds", "K", "test −ELBO", "IS NLL", "−ELBO − NLL", "−ELBO bpd", "NLL bpd", "mean ESS",
                    "seconds", "CPU s"],
         "rows": test_rows,
     }]

@@ -224,33 +224,36 @@ def write_table(*, quality_paths: list[str], reference_path: str, output_path: s
 
 def report_section(inputs: dict[str, list[str]]) -> dict | None:
     """Sample quality of every trained model: classifier FID and Parzen, with the references."""
-    from dgm.tasks.report import fmt, fmt_pm, read_json, run_key
+    from dgm.tasks.report import SEEDS_NOTE, by_setting, fmt, fmt_pm, read_json, run_key, seed_cell, seeds_label
 
     if not inputs.get("quality_reference"):
         return None
     reference = read_json(inputs["quality_reference"][0])
     clf = reference["classifier"]
-    nll = {}  # (model, latent, seed) -> (test NLL bound, stderr, bits/dim) where the model has one
+    bounds = {}  # (model, latent, seed) -> test NLL bound, its stderr and bits/dim where the model has one
     for key_prefix, names in (("vae_tests", ("test_nelbo", "test_nelbo_stderr", "test_nelbo_bpd")),
                               ("flow_tests", ("test_nll", "test_nll_stderr", "test_bpd"))):
         for path in inputs.get(key_prefix, []):
             t, k = read_json(path), run_key(path)
-            nll[(k["model"], k["latent"], k["seed"])] = tuple(t[n] for n in names)
-    rows = []
+            bounds[(k["model"], k["latent"], k["seed"])] = dict(zip(("bound", "bound_stderr", "bpd"),
+                                                                    (t[n] for n in names)))
+    evaluations = []
     for path in inputs.get("quality_runs", []):
         q, key = read_json(path), run_key(path)
-        bound = nll.get((key["model"], key["latent"], key["seed"]))
         last = max(e["epoch"] for e in q["evaluations"])
+        none = {"bound": None, "bound_stderr": None, "bpd": None}
         for e in q["evaluations"]:
-            has_bound = bound is not None and e["epoch"] == last
-            rows.append(((key["model"], key["latent"], key["seed"], e["epoch"]), [
-                key["model"].upper(), key["latent"], key["seed"], e["epoch"], e["n"], fmt(e["fid"]),
-                fmt_pm(e["parzen_mean"], e["parzen_stderr"], 1), fmt(e["parzen_sigma"], 3),
-                fmt_pm(bound[0], bound[1]) if has_bound else "–", fmt(bound[2], 3) if has_bound else "–",
-            ]))
-    order = ["vae", "gan", "flow"]  # the seed study's order; a model not listed goes last
-    rows = [r for _, r in sorted(rows, key=lambda t: (order.index(t[0][0]) if t[0][0] in order else len(order),
-                                                      *t[0]))]
+            bound = bounds.get((key["model"], key["latent"], key["seed"]), none) if e["epoch"] == last else none
+            evaluations.append({**key, **e, **bound})
+    order = {"vae": 0, "gan": 1, "flow": 2}  # the seed study's order; a model not listed goes last
+    for r in evaluations:
+        r["order"] = order.get(r["model"], len(order))
+    rows = []
+    for (_, model, latent, epoch), group in by_setting(evaluations, "order", "model", "latent", "epoch"):
+        col = {k: [r[k] for r in group] for k in group[0]}
+        rows.append([model.upper(), latent, seeds_label(col["seed"]), epoch, seed_cell(col["n"]), seed_cell(col["fid"]),
+                     seed_cell(col["parzen_mean"], 1, errors=col["parzen_stderr"]), seed_cell(col["parzen_sigma"], 3),
+                     seed_cell(col["bound"], errors=col["bound_stderr"]), seed_cell(col["bpd"], 3)])
     for name, r in reference["references"].items():
         parzen = fmt_pm(r["parzen_mean"], r["parzen_stderr"], 1) if "parzen_mean" in r else "–"
         sigma = fmt(r["parzen_sigma"], 3) if "parzen_sigma" in r else "–"
@@ -285,8 +288,8 @@ def report_section(inputs: dict[str, list[str]]) -> dict | None:
             "caption": "Sample quality: classifier-feature FID (lower is better) and Parzen log-likelihood (nats per "
                        "image, higher is better) of n samples; the test negative log-likelihood bound (nats per "
                        "image) and bits/dim where the model has one: the VAE's −ELBO on binarised pixels, the "
-                       "flow's dequantisation bound on 8-bit pixels (different data, so not comparable)",
-            "header": ["model", "z", "seed", "epoch", "n", "FID", "Parzen", "Parzen σ", "test NLL bound", "bits/dim"],
+                       f"flow's dequantisation bound on 8-bit pixels (different data, so not comparable); {SEEDS_NOTE}",
+            "header": ["model", "z", "seeds", "epoch", "n", "FID", "Parzen", "Parzen σ", "test NLL bound", "bits/dim"],
             "rows": rows,
         }],
         "figures": [],

@@ -20,6 +20,7 @@ import logging
 import math
 import platform
 import shutil
+import statistics
 import subprocess
 import unicodedata
 from datetime import datetime, timezone
@@ -29,11 +30,12 @@ from pathlib import Path
 import jinja2
 
 from dgm import io
+from dgm.results import run_key  # noqa: F401  (the sections import it from here)
 
 log = logging.getLogger("dgm")
 PACKAGES = ["torch", "torchvision", "numpy", "scipy", "pandas", "matplotlib", "snakemake"]
 # Sections in the seed study's order: module in dgm.tasks providing report_section(inputs).
-SECTIONS = ["vae", "likelihood", "gan", "flow", "quality"]
+SECTIONS = ["vae", "likelihood", "gan", "flow", "quality", "comparison"]
 LATEX_SPECIAL = {"&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_", "{": r"\{", "}": r"\}",
                  "~": r"\textasciitilde{}", "^": r"\textasciicircum{}", "\\": r"\textbackslash{}",
                  "±": r"$\pm$", "−": r"$-$", "×": r"$\times$", "≈": r"$\approx$", "≥": r"$\geq$",
@@ -70,6 +72,41 @@ def fmt_pm(mean, err, digits: int = 2) -> str:
     return f"{fmt(mean, digits)} ± {fmt(err, digits)}"
 
 
+def _defined(value) -> bool:
+    return value is not None and not (isinstance(value, float) and math.isnan(value))
+
+
+def seed_cell(values, digits: int = 2, errors=None) -> str:
+    """One table cell from the values of runs that differ only in their seed: with one run, the
+    value (± ``errors[0]``, its standard error, when given); with several, mean ± sample SD over
+    the seeds. Integers that agree across seeds (epochs, parameters) print once."""
+    pairs = [(v, e) for v, e in zip(values, errors or [None] * len(values)) if _defined(v)]
+    if not pairs:
+        return "–"
+    if len(pairs) == 1:
+        value, err = pairs[0]
+        return fmt_pm(value, err, digits) if errors is not None and _defined(err) else fmt(value, digits)
+    numbers = [v for v, _ in pairs]
+    if all(isinstance(v, int) for v in numbers) and len(set(numbers)) == 1:
+        return str(numbers[0])
+    return fmt_pm(statistics.fmean(numbers), statistics.stdev(numbers), digits)
+
+
+def seeds_label(seeds) -> str:
+    return ", ".join(str(s) for s in sorted(seeds))
+
+
+def by_setting(records: list[dict], *keys: str) -> list[tuple[tuple, list[dict]]]:
+    """Records (one per run, each with a 'seed') grouped by ``keys``, groups and seeds in order."""
+    groups: dict[tuple, list[dict]] = {}
+    for r in sorted(records, key=lambda r: (*(r[k] for k in keys), r["seed"])):
+        groups.setdefault(tuple(r[k] for k in keys), []).append(r)
+    return list(groups.items())
+
+
+SEEDS_NOTE = "with several seeds, mean ± SD over seeds"
+
+
 def read_csv(path) -> list[dict]:
     with open(path, newline="") as f:
         return [{k: _num(v) for k, v in row.items()} for row in csv.DictReader(f)]
@@ -89,10 +126,29 @@ def _num(v):
     return v
 
 
-def run_key(path) -> dict:
-    """model, latent and seed from a results path .../{model}/z{latent}/seed{seed}/file."""
-    parts = Path(path).parts
-    return {"model": parts[-4], "latent": int(parts[-3][1:]), "seed": int(parts[-2][4:])}
+def model_record(path) -> dict:
+    """What a run's model.pt says about it: run key, description, trained epochs, device, and the
+    parameter count of the rebuilt network (of each sub-network too, e.g. a GAN's generator)."""
+    import torch
+
+    from dgm.models import build_model
+
+    ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    network = build_model(ckpt["model"])
+    return {
+        **run_key(path),
+        "description": ckpt["model"],
+        "options": ckpt.get("options", {}),
+        "epochs": ckpt.get("epoch"),
+        "device": ckpt.get("device_name", ckpt.get("device", "unknown")),
+        "parameters": sum(p.numel() for p in network.parameters()),
+        "parts": {name: sum(p.numel() for p in child.parameters()) for name, child in network.named_children()},
+    }
+
+
+def model_records(inputs: dict[str, list[str]], model: str) -> list[dict]:
+    """model_record of every trained run of ``model`` among the report's inputs."""
+    return [model_record(p) for p in inputs.get("models", []) if run_key(p)["model"] == model]
 
 
 def git_commit(cwd=".") -> str:
@@ -132,8 +188,12 @@ def benchmark_rows(benchmarks_dir) -> list[list[str]]:
     return rows
 
 
-def provenance_section(*, splits_path, config, benchmarks_dir) -> dict:
+def provenance_section(*, splits_path, config, benchmarks_dir, model_paths=()) -> dict:
     splits = read_json(splits_path)
+    runs = sorted((model_record(p) for p in model_paths), key=lambda r: (r["model"], r["latent"], r["seed"]))
+    run_rows = [[r["model"], r["latent"], r["seed"], r["epochs"], r["device"], r["parameters"],
+                 ", ".join(f"{name} {n}" for name, n in r["parts"].items()) if r["model"] == "gan" else "–"]
+                for r in runs]
     md5_rows = [[key, md5] for key, md5 in splits["md5"].items()]
     return {
         "id": "provenance",
@@ -145,9 +205,13 @@ def provenance_section(*, splits_path, config, benchmarks_dir) -> dict:
             f"{splits['split_seed']}). The files "
             + ("match torchvision's official md5 sums." if splits["official_md5"]
                else "do not all match torchvision's official md5 sums (a local mirror or subset)."),
-            f"Training seeds {config['seeds']}; device setting '{config['device']}'.",
+            f"Training seeds {config['seeds']}; device setting '{config['device']}'. Figures of single runs "
+            f"(samples, manifolds, interpolations, estimator sweeps) show seed {config['seeds'][0]}; every seed's "
+            "are in the results folder and in Snakemake's report.",
         ],
         "tables": [
+            {"caption": "Trained models: the device each was trained on and its parameter count",
+             "header": ["model", "z", "seed", "epochs", "device", "parameters", "of which"], "rows": run_rows},
             {"caption": "md5 of the input files", "header": ["file", "md5"], "rows": md5_rows},
             {"caption": "Package versions", "header": ["package", "version"],
              "rows": [[k, v] for k, v in package_versions().items()]},
@@ -169,8 +233,10 @@ def gather_sections(inputs: dict[str, list[str]]) -> list[dict]:
 
 def build_report(*, title, config, inputs, benchmarks_dir, template_dir, html_path, tex_path) -> dict:
     """Render report.html (images inlined) and report.tex (figures copied beside it)."""
+    inputs = {**inputs, "benchmarks": sorted(str(p) for p in Path(benchmarks_dir).rglob("*.tsv"))}
     sections = gather_sections(inputs)
-    sections.append(provenance_section(splits_path=inputs["splits"][0], config=config, benchmarks_dir=benchmarks_dir))
+    sections.append(provenance_section(splits_path=inputs["splits"][0], config=config, benchmarks_dir=benchmarks_dir,
+                                       model_paths=inputs.get("models", [])))
     ctx = {
         "title": title,
         "sections": sections,

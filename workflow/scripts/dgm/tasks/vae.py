@@ -133,22 +133,29 @@ def evaluate_vae(*, model_path: str, splits_path: str, output_path: str, seed: i
 
 def report_section(inputs: dict[str, list[str]]) -> dict | None:
     """The VAE section of the report: per-run table and the seed's Fig. 1-3."""
-    from dgm.tasks.report import fmt, fmt_pm, read_csv, read_json, run_key
+    from dgm.tasks.report import (SEEDS_NOTE, by_setting, model_records, read_csv, read_json, run_key, seed_cell,
+                                  seeds_label)
 
     if not inputs.get("vae_metrics"):
         return None
-    rows = []
+    runs = []
     for metrics_path, test_path in zip(inputs["vae_metrics"], inputs["vae_tests"]):
-        curve, test, key = read_csv(metrics_path), read_json(test_path), run_key(metrics_path)
+        curve, test = read_csv(metrics_path), read_json(test_path)
         trained = [r for r in curve if r["epoch"] > 0]
-        rows.append((key["latent"], key["seed"], [
-            key["latent"], key["seed"], curve[-1]["epoch"], fmt(curve[-1]["train_nelbo"]), fmt(curve[-1]["valid_nelbo"]),
-            fmt(min(r["valid_nelbo"] for r in trained)), fmt_pm(test["test_nelbo"], test["test_nelbo_stderr"]),
-            fmt(test["test_recon"]), fmt(test["test_kl"]), test["parameters"],
-            fmt(sum(r["train_seconds"] for r in trained) / len(trained)),
-        ]))
+        runs.append({**run_key(metrics_path), **test, "epochs": curve[-1]["epoch"],
+                     "train_nelbo": curve[-1]["train_nelbo"], "valid_nelbo": curve[-1]["valid_nelbo"],
+                     "best_valid": min(r["valid_nelbo"] for r in trained),
+                     "s_epoch": sum(r["train_seconds"] for r in trained) / len(trained)})
+    rows = []
+    for (latent,), group in by_setting(runs, "latent"):
+        col = {k: [r[k] for r in group] for k in group[0]}
+        rows.append([latent, seeds_label(col["seed"]), seed_cell(col["epochs"]), seed_cell(col["train_nelbo"]),
+                     seed_cell(col["valid_nelbo"]), seed_cell(col["best_valid"]),
+                     seed_cell(col["test_nelbo"], errors=col["test_nelbo_stderr"]), seed_cell(col["test_recon"]),
+                     seed_cell(col["test_kl"]), seed_cell(col["parameters"]), seed_cell(col["s_epoch"])])
     captions = {
-        "vae_elbo": "Training and validation ELBO per epoch (nats per image), one panel per latent size (seed Fig. 1).",
+        "vae_elbo": "Training and validation ELBO per epoch (nats per image), one panel per latent size (seed Fig. 1); "
+                    "with several seeds the line is their mean and the band ± one SD.",
         "vae_samples": "Samples from the prior, decoded, at the configured epochs; the same prior draws at every "
                        "epoch (seed Fig. 2).",
         "vae_manifold": "The learned 2-D manifold: decoder means on a grid of prior quantiles (inverse normal CDF) "
@@ -159,19 +166,23 @@ def report_section(inputs: dict[str, list[str]]) -> dict | None:
         stem = Path(path).stem
         caption = next(c for k, c in captions.items() if stem.startswith(k))
         figures.append({"path": path, "caption": caption + f" [{stem}]"})
+    record = model_records(inputs, "vae")[0]
+    h, opts = record["description"]["hidden_dim"], record["options"]
     return {
         "id": "vae",
         "title": "Variational auto-encoder",
         "paragraphs": [
-            "Bernoulli VAE with an MLP encoder 784-500-(mu, log sigma^2) and decoder z-500-784, standard normal "
-            "prior, one reparameterised sample per image and closed-form KL (seed section 1). Negative ELBO in "
-            "nats per image, lower is better; test values on the fixed-seed binarised test set ± one standard error.",
+            f"Bernoulli VAE with an MLP encoder 784-{h}-(mu, log sigma^2) and decoder z-{h}-784, standard normal "
+            "prior, one reparameterised sample per image and closed-form KL (seed section 1); Adam with lr "
+            f"{opts['lr']:g}, batch {opts['batch_size']}, {opts['epochs']} epochs. Negative ELBO in nats per image, "
+            "lower is better; test values on the fixed-seed binarised test set.",
         ],
         "tables": [{
-            "caption": "VAE: negative ELBO (nats per image) at the last epoch",
-            "header": ["z", "seed", "epochs", "train −ELBO", "valid −ELBO", "best valid −ELBO", "test −ELBO",
+            "caption": f"VAE: negative ELBO (nats per image) at the last epoch; test ± one standard error over "
+                       f"images ({SEEDS_NOTE})",
+            "header": ["z", "seeds", "epochs", "train −ELBO", "valid −ELBO", "best valid −ELBO", "test −ELBO",
                        "test recon.", "test KL", "parameters", "s/epoch"],
-            "rows": [r for _, _, r in sorted(rows, key=lambda t: (t[0], t[1]))],
+            "rows": rows,
         }],
         "figures": figures,
     }
