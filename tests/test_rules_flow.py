@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 import torch
 
-from conftest import TINY_CONFIG, run_snakemake, write_config
+from conftest import TINY_CONFIG, assert_config_rejected, run_snakemake, write_config
 from dgm.models import load_model
 
 RUN = "results/mnist/flow/z784/seed0"
@@ -88,11 +88,7 @@ def test_evaluate_flow_and_figures(flow_run):
     ],
 )
 def test_bad_flow_config_fails_before_any_job(tmp_path, tiny_raw_dir, config_arg, key):
-    cfg = write_config(tmp_path, tiny_raw_dir, {"models": ["flow"]})
-    proc = run_snakemake(tmp_path, "--config", config_arg, configfile=cfg, check=False)
-    assert proc.returncode != 0
-    assert f"config key {key}:" in proc.stdout + proc.stderr
-    assert not (tmp_path / "results").exists()
+    assert_config_rejected(tmp_path, write_config(tmp_path, tiny_raw_dir, {"models": ["flow"]}), config_arg, key)
 
 
 def test_grad_clip_null_is_a_valid_setting(tmp_path, tiny_raw_dir):
