@@ -149,6 +149,14 @@ def run_snakemake(workdir: Path, *args: str, configfile: Path | None = None, env
     return proc
 
 
+def assert_config_rejected(workdir: Path, configfile: Path, config_arg: str, key: str, *args: str) -> None:
+    """Snakemake with ``--config config_arg`` fails naming ``config key <key>:`` before any job writes results."""
+    proc = run_snakemake(workdir, *args, "--config", config_arg, configfile=configfile, check=False)
+    assert proc.returncode != 0
+    assert f"config key {key}:" in proc.stdout + proc.stderr
+    assert not (workdir / "results").exists()
+
+
 @pytest.fixture(scope="session")
 def tiny_run(tmp_path_factory, tiny_raw_dir) -> Path:
     """The whole DAG on the tiny config with two seeds, run once per session and shared by the tests

@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 import torch
 
-from conftest import STEMS, make_raw_dir, run_snakemake, write_config
+from conftest import STEMS, assert_config_rejected, make_raw_dir, run_snakemake, write_config
 from dgm import data
 
 RAW = "results/mnist/raw"
@@ -120,8 +120,4 @@ def test_evaluate_vae_rule(workdir):
     ],
 )
 def test_bad_config_fails_before_any_job(tmp_path, tiny_raw_dir, config_arg, key):
-    cfg = write_config(tmp_path, tiny_raw_dir)
-    proc = run_snakemake(tmp_path, "--config", config_arg, configfile=cfg, check=False)
-    assert proc.returncode != 0
-    assert f"config key {key}" in proc.stdout + proc.stderr
-    assert not (tmp_path / "results").exists()
+    assert_config_rejected(tmp_path, write_config(tmp_path, tiny_raw_dir), config_arg, key)

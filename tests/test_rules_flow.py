@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 import torch
 
-from conftest import TINY_CONFIG, run_snakemake, write_config
+from conftest import TINY_CONFIG, assert_config_rejected, run_snakemake, write_config
 from dgm.models import load_model
 
 RUN = "results/mnist/flow/z784/seed0"
@@ -37,7 +37,8 @@ def test_train_flow_rule_outputs(flow_run):
     assert not (run / ".resume.pt").exists()
 
     ckpt = torch.load(run / "model.pt", weights_only=True)
-    assert set(ckpt) == {"version", "model", "state_dict", "epoch", "options", "data", "device"}
+    assert set(ckpt) == {"version", "model", "state_dict", "epoch", "options", "data", "device", "device_name"}
+    assert ckpt["device_name"].startswith(f"{ckpt['device']} (")  # the hardware, for the report's provenance
     tiny = TINY_CONFIG["flow"]
     assert ckpt["model"]["class"] == "RealNVP" and ckpt["epoch"] == 2 and ckpt["version"] == 1
     assert (ckpt["model"]["n_blocks"], ckpt["model"]["hidden_dim"]) == (tiny["n_blocks"], tiny["hidden_dim"])
@@ -89,11 +90,7 @@ def test_evaluate_flow_and_figures(flow_run):
     ],
 )
 def test_bad_flow_config_fails_before_any_job(tmp_path, tiny_raw_dir, config_arg, key):
-    cfg = write_config(tmp_path, tiny_raw_dir, {"models": ["flow"]})
-    proc = run_snakemake(tmp_path, "--config", config_arg, configfile=cfg, check=False)
-    assert proc.returncode != 0
-    assert f"config key {key}:" in proc.stdout + proc.stderr
-    assert not (tmp_path / "results").exists()
+    assert_config_rejected(tmp_path, write_config(tmp_path, tiny_raw_dir, {"models": ["flow"]}), config_arg, key)
 
 
 def test_grad_clip_null_is_a_valid_setting(tmp_path, tiny_raw_dir):

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 import torch
 
-from conftest import run_snakemake, write_config
+from conftest import assert_config_rejected, run_snakemake, write_config
 
 GAN_RUN = "results/mnist/gan/z8/seed0"
 MODELS = {"models": ["vae", "gan"]}  # the models whose rules these tests exercise
@@ -128,8 +128,4 @@ def test_sample_quality_is_reproducible(workdir):
     ],
 )
 def test_bad_gan_or_quality_config_fails_before_any_job(tmp_path, tiny_raw_dir, config_arg, key):
-    cfg = write_config(tmp_path, tiny_raw_dir)
-    proc = run_snakemake(tmp_path, "--config", config_arg, configfile=cfg, check=False)
-    assert proc.returncode != 0
-    assert f"config key {key}" in proc.stdout + proc.stderr
-    assert not (tmp_path / "results").exists()
+    assert_config_rejected(tmp_path, write_config(tmp_path, tiny_raw_dir), config_arg, key)

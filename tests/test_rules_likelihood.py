@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 import torch
 
-from conftest import TINY_CONFIG, run_snakemake, write_config
+from conftest import TINY_CONFIG, assert_config_rejected, run_snakemake, write_config
 from dgm.tasks import likelihood as tasks
 
 LIK = TINY_CONFIG["likelihood"]
@@ -125,7 +125,4 @@ def test_kl_examples_and_figure(built):
     ],
 )
 def test_bad_likelihood_config_fails_before_any_job(tmp_path, tiny_raw_dir, config_arg, key):
-    cfg = write_config(tmp_path, tiny_raw_dir, {"models": ["vae"]})
-    proc = run_snakemake(tmp_path, "-n", "--config", config_arg, configfile=cfg, check=False)
-    assert proc.returncode != 0
-    assert f"config key {key}:" in proc.stdout + proc.stderr
+    assert_config_rejected(tmp_path, write_config(tmp_path, tiny_raw_dir, {"models": ["vae"]}), config_arg, key, "-n")

@@ -1,15 +1,10 @@
 """Rule evaluate_flow: test-set bits per dimension of a trained RealNVP (K dequantisation draws)."""
-from dgm.entry import claim_gpu, start_log
+from dgm.entry import start_torch_job
 
-log = start_log(snakemake.log[0])
-
-claim_gpu()  # before torch touches CUDA
-
-import torch  # noqa: E402
+log = start_torch_job(snakemake)
 
 from dgm.tasks.flow import evaluate_flow  # noqa: E402
 
-torch.set_num_threads(snakemake.threads)
 result = evaluate_flow(
     model_path=snakemake.input.model,
     splits_path=snakemake.input.splits,

@@ -1,19 +1,10 @@
 """Rule quadrature: near-exact log p(x) of a z = 2 VAE on the sweep's test images, in float64."""
-import os
+from dgm.entry import start_torch_job
 
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch loads OpenMP; see evaluate_test_nll.py
-
-from dgm.entry import claim_gpu, start_log  # noqa: E402
-
-log = start_log(snakemake.log[0])
-
-claim_gpu()  # before torch touches CUDA
-
-import torch  # noqa: E402
+start_torch_job(snakemake, passive_omp=True)
 
 from dgm.tasks.likelihood import quadrature  # noqa: E402
 
-torch.set_num_threads(snakemake.threads)
 quadrature(
     model_path=snakemake.input.model,
     splits_path=snakemake.input.splits,

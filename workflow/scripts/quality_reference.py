@@ -1,16 +1,11 @@
 """Rule quality_reference: FID and Parzen of real images, the floor for model samples."""
-from dgm.entry import claim_gpu, start_log
+from dgm.entry import start_torch_job
 
-start_log(snakemake.log[0])
-
-claim_gpu()  # before torch touches CUDA
-
-import torch  # noqa: E402
+start_torch_job(snakemake)
 
 from dgm.tasks.quality import quality_reference  # noqa: E402
 
 p = snakemake.params
-torch.set_num_threads(snakemake.threads)
 quality_reference(
     classifier_path=snakemake.input.classifier,
     classifier_metrics_path=snakemake.input.classifier_metrics,

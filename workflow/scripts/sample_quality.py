@@ -1,16 +1,11 @@
 """Rule sample_quality: classifier FID and Parzen log-likelihood of one trained model's samples."""
-from dgm.entry import claim_gpu, start_log
+from dgm.entry import start_torch_job
 
-start_log(snakemake.log[0])
-
-claim_gpu()  # before torch touches CUDA
-
-import torch  # noqa: E402
+start_torch_job(snakemake)
 
 from dgm.tasks.quality import sample_quality  # noqa: E402
 
 p, inp = snakemake.params, snakemake.input
-torch.set_num_threads(snakemake.threads)
 sample_quality(
     model_path=inp.model,
     classifier_path=inp.classifier,

@@ -1,34 +1,10 @@
 """Rule train_vae: one VAE per latent size and seed."""
-import os
+from dgm.entry import start_torch_job, training_args
 
-from dgm.entry import claim_gpu, start_log
-
-start_log(snakemake.log[0])
-p, out = snakemake.params, snakemake.output
-kill_after = os.environ.get("DGM_KILL_AFTER_EPOCH")  # fault injection for the resume tests
-
-claim_gpu()  # before torch touches CUDA: a GPU no other running job of this workflow holds
-
-import torch  # noqa: E402
+start_torch_job(snakemake)
 
 from dgm.tasks.vae import train_vae  # noqa: E402
 
-torch.set_num_threads(snakemake.threads)
-train_vae(
-    splits_path=snakemake.input.splits,
-    model_path=out.model,
-    metrics_path=out.metrics,
-    snapshots_path=out.snapshots,
-    sample_paths=dict(zip(p.sample_epochs, out.samples)),
-    latent_dim=p.latent_dim,
-    hidden_dim=p.hidden_dim,
-    epochs=p.epochs,
-    batch_size=p.batch_size,
-    lr=p.lr,
-    seed=p.seed,
-    snapshot_epochs=p.snapshot_epochs,
-    sample_mode=p.sample_mode,
-    device=p.device,
-    eval_batch_size=p.eval_batch_size,
-    kill_after_epoch=int(kill_after) if kill_after else None,
-)
+p = snakemake.params
+train_vae(**training_args(snakemake), latent_dim=p.latent_dim, hidden_dim=p.hidden_dim,
+          snapshot_epochs=p.snapshot_epochs, sample_mode=p.sample_mode)

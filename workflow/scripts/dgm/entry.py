@@ -1,4 +1,5 @@
-"""What every workflow entry script does first: send its output to the rule's log file."""
+"""What every workflow entry script does first: send its output to the rule's log file, and for
+the torch jobs claim a GPU before torch loads."""
 from __future__ import annotations
 
 import logging
@@ -29,3 +30,44 @@ def claim_gpu() -> None:
     from dgm import gpu_slots
 
     gpu_slots.claim_for_job()
+
+
+def start_torch_job(snakemake, *, passive_omp: bool = False) -> logging.Logger:
+    """Start the rule's log, claim a GPU, then load torch with the rule's thread count.
+
+    Call it before anything imports torch: the GPU claim sets ``CUDA_VISIBLE_DEVICES``, which
+    must happen before torch initialises CUDA.
+    """
+    if passive_omp:
+        # Before torch loads OpenMP: idle worker threads sleep instead of spinning, which on a shared CPU
+        # halves the wall time of the estimators' many short parallel regions (tests/bench/bench_likelihood.py).
+        os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    log = start_log(snakemake.log[0])
+    claim_gpu()  # before torch touches CUDA: a GPU no other running job of this workflow holds
+
+    import torch
+
+    torch.set_num_threads(snakemake.threads)
+    return log
+
+
+def training_settings(params) -> dict:
+    """The settings every training rule passes on from its params."""
+    return {name: getattr(params, name) for name in ("epochs", "batch_size", "lr", "seed", "device", "eval_batch_size")}
+
+
+def training_args(snakemake) -> dict:
+    """The keyword arguments every train_* task of a generative model takes: the rule's splits input,
+    model, metrics, snapshots and samples outputs, :func:`training_settings`, and ``kill_after_epoch``
+    from ``DGM_KILL_AFTER_EPOCH`` (fault injection for the resume tests)."""
+    p, out = snakemake.params, snakemake.output
+    kill_after = os.environ.get("DGM_KILL_AFTER_EPOCH")
+    return dict(
+        splits_path=snakemake.input.splits,
+        model_path=out.model,
+        metrics_path=out.metrics,
+        snapshots_path=out.snapshots,
+        sample_paths=dict(zip(p.sample_epochs, out.samples)),
+        kill_after_epoch=int(kill_after) if kill_after else None,
+        **training_settings(p),
+    )

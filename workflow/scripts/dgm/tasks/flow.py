@@ -14,6 +14,7 @@ import torch
 from dgm import data, io, plotting, training
 from dgm.flow import FlowConfig, FlowTrainer, RealNVP
 from dgm.seed_study import COURSE_TARGET_BPD, FLOW_VALID_BPD
+from dgm.tasks.common import check_sample_epochs, finish_training, log_training_start, resume_path
 
 MODEL_FILE_VERSION = 1
 log = logging.getLogger("dgm")
@@ -48,9 +49,7 @@ def train_flow(
     kill_after_epoch: int | None = None,
 ) -> list[dict]:
     """Train one RealNVP; write the model, per-epoch bits/dim, sample snapshots and grids."""
-    missing = set(sample_paths) - set(sample_epochs)
-    if missing:
-        raise ValueError(f"sample grids asked for epochs {sorted(missing)} that are not snapshot epochs")
+    check_sample_epochs(sample_paths, sample_epochs)
     dev = training.select_device(device)
     splits = data.load_splits(splits_path)
     meta = splits["meta"]
@@ -58,38 +57,23 @@ def train_flow(
     options = dict(n_blocks=n_blocks, hidden_dim=hidden_dim, alpha=alpha, learned_scale=learned_scale, epochs=epochs,
                    batch_size=batch_size, lr=lr, grad_clip=grad_clip, seed=seed, sample_epochs=sorted(sample_epochs),
                    data=meta)
-    log.info("training RealNVP on %s (%d train / %d validation images) on %s: %s",
-             meta["dataset"], meta["n_train"], meta["n_valid"], dev, {k: v for k, v in options.items() if k != "data"})
+    log_training_start("RealNVP", options, dev)
 
     training.seed_everything(seed)
     model = RealNVP(flow_config).to(dev)
     trainer = FlowTrainer(model, lr=lr, valid_x=_pixels(splits, "valid", dev), grad_clip=grad_clip,
                           eval_batch=eval_batch_size)
     generator = torch.Generator(device=dev).manual_seed(seed)
-    checkpoint_path = Path(model_path).parent / ".resume.pt"
     t0 = time.perf_counter()
     rows, snapshots = training.fit(
         trainer, _pixels(splits, "train", dev), epochs=epochs, batch_size=batch_size, generator=generator,
-        checkpoint_path=checkpoint_path, metrics_path=metrics_path,
+        checkpoint_path=resume_path(model_path), metrics_path=metrics_path,
         fingerprint=training.config_fingerprint(options), snapshot_epochs=set(sample_epochs),
         device=dev, stop_after_epoch=kill_after_epoch,
     )
-    for epoch, path in sample_paths.items():
-        plotting.save_grid(snapshots[epoch]["samples"], path, nrow=4, title=f"RealNVP, epoch {epoch}")
-    io.torch_save(snapshots, snapshots_path)
-    io.torch_save(
-        {
-            "version": MODEL_FILE_VERSION,
-            "model": model.describe(),
-            "state_dict": {k: v.cpu() for k, v in model.state_dict().items()},
-            "epoch": epochs,
-            "options": {k: v for k, v in options.items() if k != "data"},
-            "data": meta,
-            "device": str(dev),
-        },
-        model_path,
-    )
-    checkpoint_path.unlink(missing_ok=True)  # the job is complete: nothing left to resume
+    finish_training(model, snapshots, sample_paths=sample_paths, nrow=4, label="RealNVP",
+                    snapshots_path=snapshots_path, model_path=model_path, options=options, device=dev,
+                    version=MODEL_FILE_VERSION)
     log.info("done in %.1f s; final validation %.4f bits/dim", time.perf_counter() - t0, rows[-1]["valid_bpd"])
     return rows
 

@@ -8,10 +8,11 @@ from pathlib import Path
 
 import torch
 
-from dgm import data, io, plotting, training
+from dgm import data, plotting, training
 from dgm.gan import EQUILIBRIUM_D_LOSS, EQUILIBRIUM_G_LOSS, GAN, GANConfig, GANTrainer, interpolate_latents
 from dgm.models import load_model
 from dgm.results import metrics_by_latent
+from dgm.tasks.common import check_sample_epochs, finish_training, log_training_start, resume_path
 
 MODEL_FILE_VERSION = 1
 GRID_SAMPLES = 25  # 5 x 5 sample grids (seed Fig. 4)
@@ -50,13 +51,10 @@ def train_gan(
     meta = splits["meta"]
     if batch_size > meta["n_train"]:
         raise ValueError(f"gan.batch_size={batch_size} exceeds the {meta['n_train']} training images")
-    missing = set(sample_paths) - set(snapshot_epochs)
-    if missing:
-        raise ValueError(f"sample grids asked for epochs {sorted(missing)} that are not snapshot epochs")
+    check_sample_epochs(sample_paths, snapshot_epochs)
     options = dict(latent_dim=latent_dim, hidden_dim=hidden_dim, epochs=epochs, batch_size=batch_size, lr=lr,
                    betas=list(betas), seed=seed, snapshot_epochs=sorted(snapshot_epochs), data=meta)
-    log.info("training GAN on %s (%d train / %d validation images) on %s: %s",
-             meta["dataset"], meta["n_train"], meta["n_valid"], dev, {k: v for k, v in options.items() if k != "data"})
+    log_training_start("GAN", options, dev)
 
     training.seed_everything(seed)
     model = GAN(GANConfig(latent_dim=latent_dim, hidden_dim=hidden_dim)).to(dev)
@@ -68,31 +66,17 @@ def train_gan(
     def prepare(batch, g):  # grey levels in [0, 1]; the GAN maps them to tanh's [-1, 1] itself
         return batch.float().div_(255.0)
 
-    checkpoint_path = Path(model_path).parent / ".resume.pt"
     t0 = time.perf_counter()
     rows, snapshots = training.fit(
         trainer, train_data, epochs=epochs, batch_size=batch_size, generator=generator,
-        checkpoint_path=checkpoint_path, metrics_path=metrics_path,
+        checkpoint_path=resume_path(model_path), metrics_path=metrics_path,
         fingerprint=training.config_fingerprint(options), snapshot_epochs=set(snapshot_epochs),
         prepare_batch=prepare, device=dev, stop_after_epoch=kill_after_epoch,
         drop_last=True,  # a last batch of one would break batch norm in train mode
     )
-    for epoch, path in sample_paths.items():
-        plotting.save_grid(snapshots[epoch]["samples"], path, nrow=5, title=f"z = {latent_dim}, epoch {epoch}")
-    io.torch_save(snapshots, snapshots_path)
-    io.torch_save(
-        {
-            "version": MODEL_FILE_VERSION,
-            "model": model.describe(),
-            "state_dict": {k: v.cpu() for k, v in model.state_dict().items()},
-            "epoch": epochs,
-            "options": {k: v for k, v in options.items() if k != "data"},
-            "data": meta,
-            "device": str(dev),
-        },
-        model_path,
-    )
-    checkpoint_path.unlink(missing_ok=True)  # the job is complete: nothing left to resume
+    finish_training(model, snapshots, sample_paths=sample_paths, nrow=5, label=f"z = {latent_dim}",
+                    snapshots_path=snapshots_path, model_path=model_path, options=options, device=dev,
+                    version=MODEL_FILE_VERSION)
     last = rows[-1]
     log.info("done in %.1f s; last epoch: L_D %.3f, L_G %.3f, D(x) %.3f, D(G(z)) %.3f", time.perf_counter() - t0,
              last["train_d_loss"], last["train_g_loss"], last["train_d_real"], last["train_d_fake"])

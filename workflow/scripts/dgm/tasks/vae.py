@@ -9,7 +9,8 @@ from pathlib import Path
 
 import torch
 
-from dgm import data, io, plotting, training
+from dgm import data, io, training
+from dgm.tasks.common import finish_training, log_training_start, resume_path
 from dgm.vae import VAE, VAEConfig, VAETrainer
 
 MODEL_FILE_VERSION = 1
@@ -45,8 +46,7 @@ def train_vae(
     meta = splits["meta"]
     options = dict(latent_dim=latent_dim, hidden_dim=hidden_dim, epochs=epochs, batch_size=batch_size, lr=lr,
                    seed=seed, snapshot_epochs=sorted(snapshot_epochs), sample_mode=sample_mode, data=meta)
-    log.info("training VAE on %s (%d train / %d validation images) on %s: %s",
-             meta["dataset"], meta["n_train"], meta["n_valid"], dev, {k: v for k, v in options.items() if k != "data"})
+    log_training_start("VAE", options, dev)
 
     training.seed_everything(seed)
     model = VAE(VAEConfig(latent_dim=latent_dim, hidden_dim=hidden_dim)).to(dev)
@@ -63,30 +63,16 @@ def train_vae(
         def prepare(batch, g):  # a fresh Bernoulli draw for every minibatch
             return torch.bernoulli(batch.float().div_(255.0), generator=g)
 
-    checkpoint_path = Path(model_path).parent / ".resume.pt"
     t0 = time.perf_counter()
     rows, snapshots = training.fit(
         trainer, train_data, epochs=epochs, batch_size=batch_size, generator=generator,
-        checkpoint_path=checkpoint_path, metrics_path=metrics_path,
+        checkpoint_path=resume_path(model_path), metrics_path=metrics_path,
         fingerprint=training.config_fingerprint(options), snapshot_epochs=set(snapshot_epochs),
         prepare_batch=prepare, device=dev, stop_after_epoch=kill_after_epoch,
     )
-    for epoch, path in sample_paths.items():
-        plotting.save_grid(snapshots[epoch]["samples"], path, nrow=4, title=f"z = {latent_dim}, epoch {epoch}")
-    io.torch_save(snapshots, snapshots_path)
-    io.torch_save(
-        {
-            "version": MODEL_FILE_VERSION,
-            "model": model.describe(),
-            "state_dict": {k: v.cpu() for k, v in model.state_dict().items()},
-            "epoch": epochs,
-            "options": {k: v for k, v in options.items() if k != "data"},
-            "data": meta,
-            "device": str(dev),
-        },
-        model_path,
-    )
-    checkpoint_path.unlink(missing_ok=True)  # the job is complete: nothing left to resume
+    finish_training(model, snapshots, sample_paths=sample_paths, nrow=4, label=f"z = {latent_dim}",
+                    snapshots_path=snapshots_path, model_path=model_path, options=options, device=dev,
+                    version=MODEL_FILE_VERSION)
     log.info("done in %.1f s; final validation -ELBO %.2f nats", time.perf_counter() - t0, rows[-1]["valid_nelbo"])
     return rows
 
