@@ -36,7 +36,7 @@ def test_by_setting_groups_runs_in_order():
     records = [{"latent": z, "seed": s} for z, s in [(20, 1), (2, 1), (20, 0), (2, 0)]]
     groups = report.by_setting(records, "latent")
     assert [key for key, _ in groups] == [(2,), (20,)]
-    assert [[r["seed"] for r in g] for _, g in groups] == [[0, 1], [0, 1]]
+    assert [columns["seed"] for _, columns in groups] == [[0, 1], [0, 1]]
 
 
 def test_run_key_reads_the_results_layout_and_names_a_bad_path():

@@ -72,8 +72,7 @@ def report_section(inputs: dict[str, list[str]]) -> dict | None:
     for r in runs:
         r["order"] = order[r["model"]]
     rows = []
-    for (_, model, latent), group in by_setting(runs, "order", "model", "latent"):
-        col = {k: [r[k] for r in group] for k in group[0]}
+    for (_, model, latent), col in by_setting(runs, "order", "model", "latent"):
         rows.append([MODEL_NAMES[model], latent, seeds_label(col["seed"]), DATA_MODELLED[model],
                      seed_cell(col["nll"], errors=col["nll_stderr"]), seed_cell(col["bpd"], 3),
                      seed_cell(col["fid"]), seed_cell(col["parzen"], 1, errors=col["parzen_stderr"]),

@@ -7,7 +7,6 @@ import logging
 import math
 import os
 import time
-from pathlib import Path
 
 import torch
 
@@ -146,7 +145,8 @@ def plot_interpolations(*, model_path: str, output_path: str, rows: int, steps: 
 
 def report_section(inputs: dict[str, list[str]]) -> dict | None:
     """The flow section of the report: bits/dim (over the seeds) beside the seed's value, Fig. 7-9."""
-    from dgm.tasks.report import SEEDS_NOTE, model_records, read_csv, read_json, run_key, seed_cell, seeds_label
+    from dgm.tasks.report import (SEEDS_NOTE, by_setting, captioned_figures, model_records, read_csv, read_json,
+                                  run_key, seed_cell, seeds_label)
 
     if not inputs.get("flow_metrics"):
         return None
@@ -157,7 +157,7 @@ def report_section(inputs: dict[str, list[str]]) -> dict | None:
         runs.append({**run_key(metrics_path), **test, "epochs": curve[-1]["epoch"], "train_bpd": curve[-1]["train_bpd"],
                      "valid_bpd": curve[-1]["valid_bpd"], "best_valid": min(r["valid_bpd"] for r in trained),
                      "s_epoch": sum(r["train_seconds"] for r in trained) / len(trained)})
-    col = {k: [r[k] for r in runs] for k in runs[0]}
+    ((_, col),) = by_setting(runs, "latent")
     row = [seeds_label(col["seed"]), seed_cell(col["epochs"]), seed_cell(col["train_bpd"], 3),
            seed_cell(col["valid_bpd"], 3), seed_cell(col["best_valid"], 3),
            seed_cell(col["test_bpd"], 3, errors=col["test_bpd_stderr"]), seed_cell(col["k"]),
@@ -170,11 +170,6 @@ def report_section(inputs: dict[str, list[str]]) -> dict | None:
         "flow_interpolation": "Interpolations in the flow's latent space between random prior draws, each row "
                               "starting where the previous one ended (seed Fig. 9).",
     }
-    figures = []
-    for path in inputs.get("flow_figures", []):
-        stem = Path(path).stem
-        caption = next(c for k, c in captions.items() if stem.startswith(k))
-        figures.append({"path": path, "caption": caption + f" [{stem}]"})
     record = model_records(inputs, "flow")[0]
     d, opts = record["description"], record["options"]
     return {
@@ -201,5 +196,5 @@ def report_section(inputs: dict[str, list[str]]) -> dict | None:
                        "test NLL (nats)", "parameters", "s/epoch"],
             "rows": [row],
         }],
-        "figures": figures,
+        "figures": captioned_figures(inputs.get("flow_figures", []), captions),
     }

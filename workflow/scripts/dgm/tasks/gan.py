@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import time
-from pathlib import Path
 
 import torch
 
@@ -126,7 +125,8 @@ def plot_interpolation(*, model_path: str, output_path: str, rows: int, steps: i
 
 def report_section(inputs: dict[str, list[str]]) -> dict | None:
     """The GAN section of the report: per-run table of the last epoch and the seed's Fig. 4-6."""
-    from dgm.tasks.report import SEEDS_NOTE, by_setting, model_records, read_csv, run_key, seed_cell, seeds_label
+    from dgm.tasks.report import (SEEDS_NOTE, by_setting, captioned_figures, model_records, read_csv, run_key,
+                                  seed_cell, seeds_label)
 
     if not inputs.get("gan_metrics"):
         return None
@@ -140,8 +140,7 @@ def report_section(inputs: dict[str, list[str]]) -> dict | None:
                      "generator": record["parts"]["generator"],
                      "s_epoch": sum(r["train_seconds"] for r in trained) / len(trained)})
     rows = []
-    for (latent,), group in by_setting(runs, "latent"):
-        col = {k: [r[k] for r in group] for k in group[0]}
+    for (latent,), col in by_setting(runs, "latent"):
         rows.append([latent, seeds_label(col["seed"]), seed_cell(col["epoch"]),
                      *[seed_cell(col[k], 3) for k in ("train_d_loss", "train_g_loss", "train_d_real", "train_d_fake",
                                                       "valid_d_real", "valid_d_fake")],
@@ -155,13 +154,6 @@ def report_section(inputs: dict[str, list[str]]) -> dict | None:
         "gan_interpolation": "Interpolations between random latent points, each row continuing from the previous "
                              "row's end point, linearly and along great circles (slerp) (seed Fig. 6).",
     }
-    order = list(captions)
-    figures = []
-    for path in inputs.get("gan_figures", []):
-        stem = Path(path).stem
-        kind = next(k for k in order if stem.startswith(k))
-        figures.append((order.index(kind), stem, {"path": path, "caption": captions[kind] + f" [{stem}]"}))
-    figures = [f for _, _, f in sorted(figures, key=lambda t: t[:2])]
     first = next(iter(records.values()))
     d, opts = first["description"], first["options"]
     h = d["hidden_dim"]
@@ -194,5 +186,5 @@ def report_section(inputs: dict[str, list[str]]) -> dict | None:
                        "G parameters", "parameters", "s/epoch"],
             "rows": rows,
         }],
-        "figures": figures,
+        "figures": captioned_figures(inputs.get("gan_figures", []), captions),
     }

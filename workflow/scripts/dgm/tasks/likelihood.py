@@ -255,8 +255,7 @@ def report_section(inputs: dict[str, list[str]]) -> dict | None:
     if not inputs.get("likelihood_tests"):
         return None
     test_rows = []
-    for (latent,), group in by_setting([{**run_key(p), **read_json(p)} for p in inputs["likelihood_tests"]], "latent"):
-        col = {k: [r[k] for r in group] for k in group[0]}
+    for (latent,), col in by_setting([{**run_key(p), **read_json(p)} for p in inputs["likelihood_tests"]], "latent"):
         test_rows.append([latent, seeds_label(col["seed"]), seed_cell(col["k"]),
                           seed_cell(col["test_nelbo"], errors=col["test_nelbo_stderr"]),
                           seed_cell(col["test_nll"], errors=col["test_nll_stderr"]),

@@ -249,8 +249,7 @@ def report_section(inputs: dict[str, list[str]]) -> dict | None:
     for r in evaluations:
         r["order"] = order.get(r["model"], len(order))
     rows = []
-    for (_, model, latent, epoch), group in by_setting(evaluations, "order", "model", "latent", "epoch"):
-        col = {k: [r[k] for r in group] for k in group[0]}
+    for (_, model, latent, epoch), col in by_setting(evaluations, "order", "model", "latent", "epoch"):
         rows.append([model.upper(), latent, seeds_label(col["seed"]), epoch, seed_cell(col["n"]), seed_cell(col["fid"]),
                      seed_cell(col["parzen_mean"], 1, errors=col["parzen_stderr"]), seed_cell(col["parzen_sigma"], 3),
                      seed_cell(col["bound"], errors=col["bound_stderr"]), seed_cell(col["bpd"], 3)])

@@ -96,12 +96,25 @@ def seeds_label(seeds) -> str:
     return ", ".join(str(s) for s in sorted(seeds))
 
 
-def by_setting(records: list[dict], *keys: str) -> list[tuple[tuple, list[dict]]]:
-    """Records (one per run, each with a 'seed') grouped by ``keys``, groups and seeds in order."""
+def by_setting(records: list[dict], *keys: str) -> list[tuple[tuple, dict[str, list]]]:
+    """Records (one per run, each with a 'seed') grouped by ``keys``, groups and seeds in order;
+    each group as columns: {field: [value of each seed's run]}."""
     groups: dict[tuple, list[dict]] = {}
     for r in sorted(records, key=lambda r: (*(r[k] for k in keys), r["seed"])):
         groups.setdefault(tuple(r[k] for k in keys), []).append(r)
-    return list(groups.items())
+    return [(key, {f: [r.get(f) for r in group] for f in group[0]}) for key, group in groups.items()]
+
+
+def captioned_figures(paths, captions: dict[str, str]) -> list[dict]:
+    """Report figures from figure paths, each captioned by the ``captions`` entry its file name
+    starts with, in the order of ``captions`` (the seed's figure order), then by name."""
+    kinds = list(captions)
+    figures = []
+    for path in paths:
+        stem = Path(path).stem
+        kind = next(k for k in kinds if stem.startswith(k))
+        figures.append((kinds.index(kind), stem, {"path": path, "caption": f"{captions[kind]} [{stem}]"}))
+    return [f for *_, f in sorted(figures, key=lambda t: t[:2])]
 
 
 SEEDS_NOTE = "with several seeds, mean ± SD over seeds"

@@ -5,7 +5,6 @@ import logging
 import math
 import os
 import time
-from pathlib import Path
 
 import torch
 
@@ -119,8 +118,8 @@ def evaluate_vae(*, model_path: str, splits_path: str, output_path: str, seed: i
 
 def report_section(inputs: dict[str, list[str]]) -> dict | None:
     """The VAE section of the report: per-run table and the seed's Fig. 1-3."""
-    from dgm.tasks.report import (SEEDS_NOTE, by_setting, model_records, read_csv, read_json, run_key, seed_cell,
-                                  seeds_label)
+    from dgm.tasks.report import (SEEDS_NOTE, by_setting, captioned_figures, model_records, read_csv, read_json,
+                                  run_key, seed_cell, seeds_label)
 
     if not inputs.get("vae_metrics"):
         return None
@@ -133,8 +132,7 @@ def report_section(inputs: dict[str, list[str]]) -> dict | None:
                      "best_valid": min(r["valid_nelbo"] for r in trained),
                      "s_epoch": sum(r["train_seconds"] for r in trained) / len(trained)})
     rows = []
-    for (latent,), group in by_setting(runs, "latent"):
-        col = {k: [r[k] for r in group] for k in group[0]}
+    for (latent,), col in by_setting(runs, "latent"):
         rows.append([latent, seeds_label(col["seed"]), seed_cell(col["epochs"]), seed_cell(col["train_nelbo"]),
                      seed_cell(col["valid_nelbo"]), seed_cell(col["best_valid"]),
                      seed_cell(col["test_nelbo"], errors=col["test_nelbo_stderr"]), seed_cell(col["test_recon"]),
@@ -147,11 +145,6 @@ def report_section(inputs: dict[str, list[str]]) -> dict | None:
         "vae_manifold": "The learned 2-D manifold: decoder means on a grid of prior quantiles (inverse normal CDF) "
                         "at the start, middle and end of training (seed Fig. 3).",
     }
-    figures = []
-    for path in inputs.get("vae_figures", []):
-        stem = Path(path).stem
-        caption = next(c for k, c in captions.items() if stem.startswith(k))
-        figures.append({"path": path, "caption": caption + f" [{stem}]"})
     record = model_records(inputs, "vae")[0]
     h, opts = record["description"]["hidden_dim"], record["options"]
     return {
@@ -170,5 +163,5 @@ def report_section(inputs: dict[str, list[str]]) -> dict | None:
                        "test recon.", "test KL", "parameters", "s/epoch"],
             "rows": rows,
         }],
-        "figures": figures,
+        "figures": captioned_figures(inputs.get("vae_figures", []), captions),
     }
