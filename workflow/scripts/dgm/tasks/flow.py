@@ -178,7 +178,8 @@ def report_section(inputs: dict[str, list[str]]) -> dict | None:
         "paragraphs": [
             f"RealNVP (Dinh et al. 2017) as in the seed's §3: {d['n_blocks']} blocks of two affine couplings "
             f"(checkerboard mask, then its inverse), each conditioner an MLP 784-{d['hidden_dim']}-{d['hidden_dim']}-"
-            "2×784 with a zero-initialised last layer and tanh log-scales; uniform dequantisation of the 0-255 "
+            "2×784 with a zero-initialised last layer and tanh log-scales"
+            f"{' times a learned per-pixel factor' if d['learned_scale'] else ''}; uniform dequantisation of the 0-255 "
             f"pixels, division by 256 and a logit (alpha {d['alpha']:g}), every log-det counted; Adam with lr "
             f"{opts['lr']:g}, batch {opts['batch_size']}, gradient-norm clip {opts['grad_clip']}. Bits per "
             "dimension bound the negative log2-likelihood of the discrete image per pixel (lower is better; 8 means "
