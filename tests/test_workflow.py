@@ -60,6 +60,7 @@ def test_whole_dag_on_tiny_config(tiny_run):
     assert len(images) == len(shown) and all(base64.b64decode(i)[:4] == b"\x89PNG" for i in images)
     tex = (res / "report/report.tex").read_text()
     assert sorted(re.findall(r"figures/([\w.]+)\.pdf\}", tex)) == [Path(n).stem for n in shown]
+    assert json.loads(tex.split("\\begin{verbatim}")[1].split("\\end{verbatim}")[0])["seeds"] == TINY_RUN_SEEDS
     assert all((res / "report/figures" / f"{Path(n).stem}.pdf").exists() for n in shown)
 
     def mean_sd(values, digits):

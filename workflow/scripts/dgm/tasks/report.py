@@ -203,7 +203,7 @@ def benchmark_rows(benchmarks_dir) -> list[list[str]]:
 
 def provenance_section(*, splits_path, config, benchmarks_dir, model_paths=()) -> dict:
     splits = read_json(splits_path)
-    runs = sorted((model_record(p) for p in model_paths), key=lambda r: (r["model"], r["latent"], r["seed"]))
+    runs = [model_record(p) for p in model_paths]  # the DAG's order: models as configured, then latent, seed
     run_rows = [[r["model"], r["latent"], r["seed"], r["epochs"], r["device"], r["parameters"],
                  ", ".join(f"{name} {n}" for name, n in r["parts"].items()) if r["model"] == "gan" else "–"]
                 for r in runs]
