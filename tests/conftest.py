@@ -26,7 +26,7 @@ STEMS = {
 
 # A config that runs the whole DAG on the synthetic data in well under a minute of training.
 TINY_CONFIG = {
-    "report": {"pdf": False},  # tests/test_report_pdf.py compiles the PDF where latexmk exists
+    "report": {"pdf": False},  # tests/test_report.py compiles the PDF where latexmk exists
     "data": {"valid_size": 0.25},
     "vae": {
         "latent_sizes": [2, 3],

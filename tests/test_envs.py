@@ -1,6 +1,5 @@
 """Every rule's conda env pins exactly the packages and versions of requirements.txt."""
 import re
-from pathlib import Path
 
 import yaml
 

@@ -1,6 +1,5 @@
 """Rule-level tests: one rule at a time through Snakemake, on the synthetic IDX fixture."""
 import json
-import shutil
 
 import pandas as pd
 import pytest

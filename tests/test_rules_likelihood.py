@@ -1,34 +1,24 @@
 """Rule-level tests of the likelihood rules (test_nll, estimator_sweep, quadrature, kl_examples and the
 sweep figure) through Snakemake, on the synthetic IDX fixture with the tiny VAEs of TINY_CONFIG.
 
-One Snakemake run builds every target (the VAEs train once); the tests then read its outputs."""
+The session's run of the whole tiny DAG (conftest's tiny_run) built every target; the tests read
+seed 0's outputs."""
 import json
 import math
 
 import pandas as pd
 import pytest
-import torch
 
 from conftest import TINY_CONFIG, assert_config_rejected, run_snakemake, write_config
 from dgm.tasks import likelihood as tasks
 
 LIK = TINY_CONFIG["likelihood"]
 RUNS = {z: f"results/mnist/vae/z{z}/seed0" for z in TINY_CONFIG["vae"]["latent_sizes"]}  # z = 2 and 3
-TARGETS = [
-    *[f"{d}/test_nll.json" for d in RUNS.values()],
-    *[f"{d}/estimator_sweep.csv" for d in RUNS.values()],
-    f"{RUNS[2]}/quadrature.json",
-    "results/likelihood/kl_examples.csv",
-    "results/mnist/figures/likelihood_sweep_seed0.png",
-]
 
 
 @pytest.fixture(scope="module")
-def built(tmp_path_factory, tiny_raw_dir):
-    wd = tmp_path_factory.mktemp("likelihood")
-    cfg = write_config(wd, tiny_raw_dir, {"models": ["vae"]})
-    run_snakemake(wd, *TARGETS, configfile=cfg)
-    return wd, cfg
+def built(tiny_run):
+    return tiny_run, tiny_run / "tiny.yaml"
 
 
 def test_test_nll_rule(built):

@@ -74,6 +74,11 @@ def get_flow_runs():
     return [(FLOW_LATENT, s) for s in config["seeds"]]
 
 
+def get_run_files(name, dataset=DATASET):
+    """The file ``name`` in the run folder of every trained run (get_scored_runs)."""
+    return [f"{run_dir(m, z, s, dataset)}/{name}" for m, z, s in get_scored_runs()]
+
+
 def get_scored_runs():
     """(model, latent, seed) of every trained run that sample_quality scores; a model joins with one
     entry here (and one in dgm.models.MODELS)."""
@@ -155,24 +160,12 @@ def get_figures(first_seed_only=False):
 
 
 def get_final_outputs():
-    out = []
-    if "vae" in config["models"]:
-        for z, s in get_vae_runs():
-            d = run_dir("vae", z, s, DATASET)
-            out += [f"{d}/metrics.csv", f"{d}/test_metrics.json"]
-        out += [p for paths in get_likelihood_outputs().values() for p in paths]
-    if "flow" in config["models"]:
-        for s in config["seeds"]:
-            d = run_dir("flow", FLOW_LATENT, s, DATASET)
-            out += [f"{d}/metrics.csv", f"{d}/test_metrics.json"]
-    if "gan" in config["models"]:
-        out += [f"{run_dir('gan', z, s, DATASET)}/metrics.csv" for z, s in get_gan_runs()]
+    """What a full run makes: everything the report reads, every seed's figures, the sample-quality
+    table and the documents."""
+    out = [p for paths in get_report_inputs(None).values() for p in paths] + get_figures()
     if get_scored_runs():
-        out += [f"{run_dir(m, z, s, DATASET)}/quality.json" for m, z, s in get_scored_runs()]
-        out += [f"results/{DATASET}/quality/reference.json", f"results/{DATASET}/quality/sample_quality.tsv"]
-    out += get_figures()
-    out += get_report_documents()
-    return out
+        out.append(f"results/{DATASET}/quality/sample_quality.tsv")
+    return list(dict.fromkeys(out + get_report_documents()))
 
 
 def get_report_documents():
@@ -188,7 +181,7 @@ def get_report_inputs(wildcards):
     runs = {m: [run_dir(m, z, s, DATASET) for mm, z, s in get_scored_runs() if mm == m] for m in ("vae", "gan", "flow")}
     return {
         "splits": [f"results/{DATASET}/data/splits.json"],
-        "models": [f"{run_dir(m, z, s, DATASET)}/model.pt" for m, z, s in get_scored_runs()],
+        "models": get_run_files("model.pt"),
         "vae_metrics": [f"{d}/metrics.csv" for d in runs["vae"]],
         "vae_tests": [f"{d}/test_metrics.json" for d in runs["vae"]],
         "vae_figures": [p for p in figures if Path(p).name.startswith("vae_")],
@@ -197,7 +190,7 @@ def get_report_inputs(wildcards):
         "flow_figures": [p for p in figures if Path(p).name.startswith("flow_")],
         "gan_metrics": [f"{d}/metrics.csv" for d in runs["gan"]],
         "gan_figures": [p for p in figures if Path(p).name.startswith("gan_")],
-        "quality_runs": [f"{run_dir(m, z, s, DATASET)}/quality.json" for m, z, s in get_scored_runs()],
+        "quality_runs": get_run_files("quality.json"),
         "quality_reference": [f"results/{DATASET}/quality/reference.json"] if get_scored_runs() else [],
         **get_likelihood_outputs(),
         "likelihood_figures": [p for p in figures if Path(p).name.startswith("likelihood_")],

@@ -87,7 +87,7 @@ rule sample_quality:
 
 rule quality_table:
     input:
-        runs=lambda w: [f"{run_dir(m, z, s, w.dataset)}/quality.json" for m, z, s in get_scored_runs()],
+        runs=lambda w: get_run_files("quality.json", w.dataset),
         reference=rules.quality_reference.output[0],
     output:
         report(

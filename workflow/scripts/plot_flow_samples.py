@@ -3,10 +3,7 @@ from dgm.entry import start_log
 
 start_log(snakemake.log[0])
 
-import torch  # noqa: E402
+from dgm.tasks.common import plot_snapshot_grids  # noqa: E402
 
-from dgm import plotting  # noqa: E402
-
-snapshots = torch.load(snakemake.input.snapshots, map_location="cpu", weights_only=True)
-grids = {e: snapshots[e]["samples"] for e in snakemake.params.epochs}
-plotting.save_grids_over_epochs(grids, snakemake.output[0], suptitle="RealNVP")
+plot_snapshot_grids(snapshots_path=snakemake.input.snapshots, epochs=snakemake.params.epochs,
+                    output_path=snakemake.output[0], suptitle="RealNVP")

@@ -3,7 +3,7 @@ from dgm.entry import start_log
 
 start_log(snakemake.log[0])
 
-from dgm.tasks.gan import plot_samples  # noqa: E402
+from dgm.tasks.common import plot_snapshot_grids  # noqa: E402
 
-plot_samples(snapshots_path=snakemake.input.snapshots, epochs=snakemake.params.epochs,
-             output_path=snakemake.output[0], latent_dim=int(snakemake.wildcards.latent))
+plot_snapshot_grids(snapshots_path=snakemake.input.snapshots, epochs=snakemake.params.epochs,
+                    output_path=snakemake.output[0], suptitle=f"GAN, z = {snakemake.wildcards.latent}")

@@ -59,7 +59,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-LOG_2PI = math.log(2 * math.pi)
+from dgm.vae import log_standard_normal
+
 N_LEVELS = 256  # 8-bit pixels: values 0..255, each owning a unit-width dequantisation bin
 
 
@@ -235,11 +236,6 @@ class FlowConfig:
         if unknown:
             raise ValueError(f"unknown flow option(s): {sorted(unknown)}")
         return cls(**d)
-
-
-def log_standard_normal(z: torch.Tensor) -> torch.Tensor:
-    """log N(z; 0, I), summed over the last axis."""
-    return -0.5 * (LOG_2PI + z.pow(2)).sum(-1)
 
 
 class RealNVP(nn.Module):

@@ -37,11 +37,21 @@ def build_model(description: dict) -> nn.Module:
     return MODELS[name](description)
 
 
-def load_model(path: str | os.PathLike, device: torch.device | str = "cpu") -> nn.Module:
-    """The network saved in ``path``, on ``device`` and in eval mode."""
-    ckpt = torch.load(path, map_location=device, weights_only=True)
-    if not isinstance(ckpt, dict) or "model" not in ckpt or "state_dict" not in ckpt:
-        raise ValueError(f"{path}: not a model file (expected keys 'model' and 'state_dict')")
+def from_checkpoint(ckpt: dict, device: torch.device | str = "cpu") -> nn.Module:
+    """The network a loaded model file (or any {"model": description, "state_dict": weights})
+    holds, on ``device`` and in eval mode."""
     model = build_model(ckpt["model"]).to(device)
     model.load_state_dict(ckpt["state_dict"])
     return model.eval()
+
+
+def load_model(path: str | os.PathLike, device: torch.device | str = "cpu", *, expect: type | None = None
+               ) -> nn.Module:
+    """The network saved in ``path``, on ``device`` and in eval mode; with ``expect``, a file
+    holding another class raises ``ValueError``."""
+    ckpt = torch.load(path, map_location=device, weights_only=True)
+    if not isinstance(ckpt, dict) or "model" not in ckpt or "state_dict" not in ckpt:
+        raise ValueError(f"{path}: not a model file (expected keys 'model' and 'state_dict')")
+    if expect is not None and ckpt["model"].get("class") != expect.__name__:
+        raise ValueError(f"{path} holds a {ckpt['model'].get('class')!r}, not a {expect.__name__}")
+    return from_checkpoint(ckpt, device)

@@ -58,3 +58,12 @@ def finish_training(model: torch.nn.Module, snapshots: dict, *, sample_paths: di
 
 def _without_data(options: dict) -> dict:
     return {k: v for k, v in options.items() if k != "data"}
+
+
+def plot_snapshot_grids(*, snapshots_path: str, epochs: list[int], output_path: str, suptitle: str) -> None:
+    """The sample grids a training job kept at ``epochs``, side by side (seed Fig. 2, 4 and 8)."""
+    snapshots = torch.load(snapshots_path, map_location="cpu", weights_only=True)
+    missing = [e for e in epochs if e not in snapshots]
+    if missing:
+        raise ValueError(f"{snapshots_path} has no snapshot for epochs {missing}; it has {sorted(snapshots)}")
+    plotting.save_grids_over_epochs({e: snapshots[e]["samples"] for e in epochs}, output_path, suptitle=suptitle)

@@ -12,41 +12,32 @@ DATA_MODELLED = {"vae": "binarised pixels", "gan": "grey levels", "flow": "8-bit
 
 def train_seconds(benchmarks: list[str], key: dict) -> float | None:
     """Wall time of a run's training job from its Snakemake benchmark file, when there is one."""
+    from dgm.tasks.report import read_benchmark
+
     suffix = f"/train/{key['dataset']}/{key['model']}/z{key['latent']}/seed{key['seed']}.tsv"
-    for path in benchmarks:
-        if Path(path).as_posix().endswith(suffix):
-            with open(path) as f:
-                header, first = f.readline().rstrip("\n").split("\t"), f.readline().rstrip("\n").split("\t")
-            return float(dict(zip(header, first))["s"])
-    return None
+    path = next((p for p in benchmarks if Path(p).as_posix().endswith(suffix)), None)
+    record = read_benchmark(path) if path else None
+    return float(record["s"]) if record else None
 
 
 def run_summaries(inputs: dict[str, list[str]]) -> list[dict]:
     """One record per trained run with what the comparison shows: parameters, training wall time,
     likelihood where the model has one, final sample quality, and the last epoch's metrics row
     (where the values the seed reports are found)."""
-    from dgm.tasks.report import model_records, read_csv, read_json, run_key
+    from dgm.tasks.report import by_run, model_records, read_csv
 
-    likelihood = {}  # (model, latent, seed) -> {"nll": nats, "nll_stderr", "bpd", "method"}
-    for path in inputs.get("likelihood_tests", []):
-        t, k = read_json(path), run_key(path)
-        likelihood[(k["model"], k["latent"], k["seed"])] = {
-            "nll": t["test_nll"], "nll_stderr": t["test_nll_stderr"], "bpd": t["test_nll_bpd"],
-            "method": f"importance sampling, K = {t['k']}"}
-    for path in inputs.get("flow_tests", []):
-        t, k = read_json(path), run_key(path)
-        likelihood[(k["model"], k["latent"], k["seed"])] = {
-            "nll": t["test_nll"], "nll_stderr": t["test_nll_stderr"], "bpd": t["test_bpd"],
-            "method": f"dequantisation bound, K = {t['k']}"}
-    quality = {}
-    for path in inputs.get("quality_runs", []):
-        q, k = read_json(path), run_key(path)
-        quality[(k["model"], k["latent"], k["seed"])] = max(q["evaluations"], key=lambda e: e["epoch"])
-    last_epoch = {}
-    for name in ("vae_metrics", "gan_metrics", "flow_metrics"):
-        for path in inputs.get(name, []):
-            k = run_key(path)
-            last_epoch[(k["model"], k["latent"], k["seed"])] = read_csv(path)[-1]
+    likelihood = {  # (model, latent, seed) -> {"nll": nats, "nll_stderr", "bpd", "method"}
+        **{run: {"nll": t["test_nll"], "nll_stderr": t["test_nll_stderr"], "bpd": t["test_nll_bpd"],
+                 "method": f"importance sampling, K = {t['k']}"}
+           for run, t in by_run(inputs.get("likelihood_tests", [])).items()},
+        **{run: {"nll": t["test_nll"], "nll_stderr": t["test_nll_stderr"], "bpd": t["test_bpd"],
+                 "method": f"dequantisation bound, K = {t['k']}"}
+           for run, t in by_run(inputs.get("flow_tests", [])).items()},
+    }
+    quality = {run: max(q["evaluations"], key=lambda e: e["epoch"])
+               for run, q in by_run(inputs.get("quality_runs", [])).items()}
+    last_epoch = by_run([p for name in ("vae_metrics", "gan_metrics", "flow_metrics") for p in inputs.get(name, [])],
+                        read=lambda p: read_csv(p)[-1])
 
     out = []
     for record in (r for m in MODEL_NAMES for r in model_records(inputs, m)):
@@ -81,7 +72,7 @@ def report_section(inputs: dict[str, list[str]]) -> dict | None:
 
     seed_rows = []
     for reported in REPORTED:
-        ours = [r["last_epoch"].get(reported.ours[1]) for r in runs if r["model"] == reported.ours[0]]
+        ours = [r["last_epoch"].get(reported.field) for r in runs if r["model"] == reported.model]
         if ours:
             shown = reported.shown if f"{reported.value:g}" in reported.shown else \
                 f"{reported.shown} = {fmt(reported.value, 3)}"

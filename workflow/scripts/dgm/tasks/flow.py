@@ -11,7 +11,9 @@ import time
 import torch
 
 from dgm import data, io, plotting, training
+from dgm.estimators import evaluate_in_batches
 from dgm.flow import FlowConfig, FlowTrainer, RealNVP
+from dgm.models import load_model
 from dgm.seed_study import COURSE_TARGET_BPD, FLOW_VALID_BPD
 from dgm.tasks.common import check_sample_epochs, finish_training, log_training_start, resume_path
 
@@ -78,12 +80,7 @@ def train_flow(
 
 
 def load_flow(model_path: str | os.PathLike, device="cpu") -> RealNVP:
-    ckpt = torch.load(model_path, map_location=device, weights_only=True)
-    if ckpt["model"].get("class") != "RealNVP":
-        raise ValueError(f"{model_path} holds a {ckpt['model'].get('class')!r}, not a RealNVP")
-    model = RealNVP.from_description(ckpt["model"]).to(device)
-    model.load_state_dict(ckpt["state_dict"])
-    return model.eval()
+    return load_model(model_path, device, expect=RealNVP)
 
 
 @torch.inference_mode()
@@ -99,7 +96,7 @@ def evaluate_flow(*, model_path: str, splits_path: str, output_path: str, k: int
     n = len(x)
 
     def bpd_per_image(k_draws: int, g: torch.Generator) -> torch.Tensor:
-        return torch.cat([model.bpd(x[i : i + batch_size], g, k=k_draws).double().cpu() for i in range(0, n, batch_size)])
+        return evaluate_in_batches(lambda b: model.bpd(b, g, k=k_draws).double(), x, batch_size=batch_size)
 
     bpd = bpd_per_image(k, torch.Generator(device=dev).manual_seed(seed))  # (N,)
     to_nats = model.data_dim * math.log(2)  # bits/dim -> nats per image
@@ -145,18 +142,13 @@ def plot_interpolations(*, model_path: str, output_path: str, rows: int, steps: 
 
 def report_section(inputs: dict[str, list[str]]) -> dict | None:
     """The flow section of the report: bits/dim (over the seeds) beside the seed's value, Fig. 7-9."""
-    from dgm.tasks.report import (SEEDS_NOTE, by_setting, captioned_figures, model_records, read_csv, read_json,
-                                  run_key, seed_cell, seeds_label)
+    from dgm.tasks.report import (SEEDS_NOTE, by_setting, captioned_figures, curve_summary, model_records, read_json,
+                                  seed_cell, seeds_label)
 
     if not inputs.get("flow_metrics"):
         return None
-    runs = []
-    for metrics_path, test_path in zip(inputs["flow_metrics"], inputs["flow_tests"]):
-        curve, test = read_csv(metrics_path), read_json(test_path)
-        trained = [r for r in curve if r["epoch"] > 0]
-        runs.append({**run_key(metrics_path), **test, "epochs": curve[-1]["epoch"], "train_bpd": curve[-1]["train_bpd"],
-                     "valid_bpd": curve[-1]["valid_bpd"], "best_valid": min(r["valid_bpd"] for r in trained),
-                     "s_epoch": sum(r["train_seconds"] for r in trained) / len(trained)})
+    runs = [{**read_json(test_path), **curve_summary(metrics_path, best="valid_bpd")}
+            for metrics_path, test_path in zip(inputs["flow_metrics"], inputs["flow_tests"])]
     ((_, col),) = by_setting(runs, "latent")
     row = [seeds_label(col["seed"]), seed_cell(col["epochs"]), seed_cell(col["train_bpd"], 3),
            seed_cell(col["valid_bpd"], 3), seed_cell(col["best_valid"], 3),

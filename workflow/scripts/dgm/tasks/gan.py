@@ -89,16 +89,6 @@ def plot_curves(*, metrics_paths: list[str], output_path: str) -> None:
     plotting.plot_gan_curves(curves, output_path, d_equilibrium=EQUILIBRIUM_D_LOSS, g_equilibrium=EQUILIBRIUM_G_LOSS)
 
 
-def plot_samples(*, snapshots_path: str, epochs: list[int], output_path: str, latent_dim: int) -> None:
-    """The 25-sample grids of the configured epochs side by side (seed Fig. 4)."""
-    snapshots = torch.load(snapshots_path, map_location="cpu", weights_only=True)
-    missing = [e for e in epochs if e not in snapshots]
-    if missing:
-        raise ValueError(f"{snapshots_path} has no snapshot for epochs {missing}; it has {sorted(snapshots)}")
-    plotting.save_grids_over_epochs({e: snapshots[e]["samples"] for e in epochs}, output_path,
-                                    suptitle=f"GAN, z = {latent_dim}")
-
-
 def interpolation_rows(model: GAN, *, rows: int, steps: int, methods: list[str], generator: torch.Generator
                        ) -> dict[str, torch.Tensor]:
     """Chained interpolations (seed Fig. 6): rows + 1 prior draws z_0..z_rows, row i runs from
@@ -125,20 +115,17 @@ def plot_interpolation(*, model_path: str, output_path: str, rows: int, steps: i
 
 def report_section(inputs: dict[str, list[str]]) -> dict | None:
     """The GAN section of the report: per-run table of the last epoch and the seed's Fig. 4-6."""
-    from dgm.tasks.report import (SEEDS_NOTE, by_setting, captioned_figures, model_records, read_csv, run_key,
-                                  seed_cell, seeds_label)
+    from dgm.tasks.report import (SEEDS_NOTE, by_setting, captioned_figures, curve_summary, model_records, seed_cell,
+                                  seeds_label)
 
     if not inputs.get("gan_metrics"):
         return None
     records = {(r["latent"], r["seed"]): r for r in model_records(inputs, "gan")}
     runs = []
     for metrics_path in inputs["gan_metrics"]:
-        curve, key = read_csv(metrics_path), run_key(metrics_path)
-        trained = [r for r in curve if r["epoch"] > 0]
-        record = records[(key["latent"], key["seed"])]
-        runs.append({**key, **curve[-1], "parameters": record["parameters"],
-                     "generator": record["parts"]["generator"],
-                     "s_epoch": sum(r["train_seconds"] for r in trained) / len(trained)})
+        run = curve_summary(metrics_path)
+        record = records[(run["latent"], run["seed"])]
+        runs.append({**run, "parameters": record["parameters"], "generator": record["parts"]["generator"]})
     rows = []
     for (latent,), col in by_setting(runs, "latent"):
         rows.append([latent, seeds_label(col["seed"]), seed_cell(col["epoch"]),

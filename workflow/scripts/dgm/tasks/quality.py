@@ -24,7 +24,7 @@ import torch
 
 from dgm import data, io, training
 from dgm.estimators import mean_and_stderr, parzen_log_likelihood, select_parzen_sigma
-from dgm.models import build_model, load_model
+from dgm.models import from_checkpoint, load_model
 from dgm.quality import accuracy, feature_statistics, features, frechet_distance
 from dgm.quality import train_classifier as fit_classifier
 
@@ -151,7 +151,7 @@ def sample_quality(*, model_path: str, classifier_path: str, splits_path: str, o
     splits = data.load_splits(splits_path)
     scorer = _scorer(classifier_path, splits, sigmas=sigmas, batch_size=batch_size, device=dev)
     ckpt = torch.load(model_path, map_location="cpu", weights_only=True)
-    model = load_model(model_path, dev)
+    model = from_checkpoint(ckpt, dev)
     states = {}
     if snapshot_epochs:
         if snapshots_path is None:
@@ -163,9 +163,8 @@ def sample_quality(*, model_path: str, classifier_path: str, splits_path: str, o
         states = {e: snapshots[e]["model"] for e in snapshot_epochs}
     evaluations = []
     for epoch in sorted(states):
-        snap = build_model(ckpt["model"]).to(dev)
-        snap.load_state_dict(states[epoch])
-        evaluations.append(_evaluate(snap.eval(), epoch, scorer, n_samples, seed, batch_size))
+        snap = from_checkpoint({"model": ckpt["model"], "state_dict": states[epoch]}, dev)
+        evaluations.append(_evaluate(snap, epoch, scorer, n_samples, seed, batch_size))
     final_epoch = ckpt.get("epoch")
     if final_epoch not in states:
         evaluations.append(_evaluate(model, final_epoch, scorer, n_samples, seed, batch_size))
@@ -224,19 +223,18 @@ def write_table(*, quality_paths: list[str], reference_path: str, output_path: s
 
 def report_section(inputs: dict[str, list[str]]) -> dict | None:
     """Sample quality of every trained model: classifier FID and Parzen, with the references."""
-    from dgm.tasks.report import SEEDS_NOTE, by_setting, fmt, fmt_pm, read_json, run_key, seed_cell, seeds_label
+    from dgm.tasks.report import SEEDS_NOTE, by_run, by_setting, fmt, fmt_pm, read_json, run_key, seed_cell, seeds_label
 
     if not inputs.get("quality_reference"):
         return None
     reference = read_json(inputs["quality_reference"][0])
     clf = reference["classifier"]
-    bounds = {}  # (model, latent, seed) -> test NLL bound, its stderr and bits/dim where the model has one
-    for key_prefix, names in (("vae_tests", ("test_nelbo", "test_nelbo_stderr", "test_nelbo_bpd")),
-                              ("flow_tests", ("test_nll", "test_nll_stderr", "test_bpd"))):
-        for path in inputs.get(key_prefix, []):
-            t, k = read_json(path), run_key(path)
-            bounds[(k["model"], k["latent"], k["seed"])] = dict(zip(("bound", "bound_stderr", "bpd"),
-                                                                    (t[n] for n in names)))
+    bounds = {  # (model, latent, seed) -> test NLL bound, its stderr and bits/dim where the model has one
+        run: dict(zip(("bound", "bound_stderr", "bpd"), (t[n] for n in names)))
+        for key_prefix, names in (("vae_tests", ("test_nelbo", "test_nelbo_stderr", "test_nelbo_bpd")),
+                                  ("flow_tests", ("test_nll", "test_nll_stderr", "test_bpd")))
+        for run, t in by_run(inputs.get(key_prefix, [])).items()
+    }
     evaluations = []
     for path in inputs.get("quality_runs", []):
         q, key = read_json(path), run_key(path)

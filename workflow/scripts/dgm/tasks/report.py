@@ -14,10 +14,12 @@ from __future__ import annotations
 
 import base64
 import csv
+import functools
 import importlib
 import json
 import logging
 import math
+import os
 import platform
 import shutil
 import statistics
@@ -92,6 +94,19 @@ def seed_cell(values, digits: int = 2, errors=None) -> str:
     return fmt_pm(statistics.fmean(numbers), statistics.stdev(numbers), digits)
 
 
+def curve_summary(metrics_path, best: str | None = None) -> dict:
+    """A run's metrics.csv as one record: its key, the last epoch's row, ``epochs``, the mean
+    training seconds per epoch ``s_epoch`` and, given a column ``best``, its lowest value over the
+    trained epochs as ``best_valid``."""
+    curve = read_csv(metrics_path)
+    trained = [r for r in curve if r["epoch"] > 0]
+    out = {**run_key(metrics_path), **curve[-1], "epochs": curve[-1]["epoch"],
+           "s_epoch": sum(r["train_seconds"] for r in trained) / len(trained)}
+    if best is not None:
+        out["best_valid"] = min(r[best] for r in trained)
+    return out
+
+
 def seeds_label(seeds) -> str:
     return ", ".join(str(s) for s in sorted(seeds))
 
@@ -139,9 +154,20 @@ def _num(v):
     return v
 
 
+def by_run(paths, read=read_json) -> dict[tuple, object]:
+    """{(model, latent, seed): read(path)} for result files of several runs."""
+    return {tuple(run_key(p)[k] for k in ("model", "latent", "seed")): read(p) for p in paths}
+
+
 def model_record(path) -> dict:
     """What a run's model.pt says about it: run key, description, trained epochs, device, and the
-    parameter count of the rebuilt network (of each sub-network too, e.g. a GAN's generator)."""
+    parameter count of the rebuilt network (of each sub-network too, e.g. a GAN's generator).
+    Several sections ask for the same runs: each file is read once (again if it changes)."""
+    return dict(_model_record(str(path), os.stat(path).st_mtime_ns))
+
+
+@functools.lru_cache(maxsize=None)
+def _model_record(path: str, mtime_ns: int) -> dict:
     import torch
 
     from dgm.models import build_model
@@ -187,21 +213,31 @@ def package_versions() -> dict[str, str]:
     return out
 
 
-def benchmark_rows(benchmarks_dir) -> list[list[str]]:
+def benchmark_paths(benchmarks_dir) -> list[str]:
+    """Snakemake's benchmark files of the finished jobs (not the report's own, still running)."""
+    return [str(p) for p in sorted(Path(benchmarks_dir).rglob("*.tsv"))
+            if p.relative_to(benchmarks_dir).parts[0] != "report"]
+
+
+def read_benchmark(path) -> dict | None:
+    """The first (usually only) record of a Snakemake benchmark file, numbers parsed; None if empty."""
+    with open(path) as f:
+        records = list(csv.DictReader(f, delimiter="\t"))
+    return {k: _num(v) for k, v in records[0].items()} if records else None
+
+
+def benchmark_rows(benchmarks_dir, paths=None) -> list[list[str]]:
     """[job, wall seconds, max RSS MB] per job from Snakemake's benchmark files."""
     rows = []
-    for path in sorted(Path(benchmarks_dir).rglob("*.tsv")):
-        if path.relative_to(benchmarks_dir).parts[0] == "report":  # this very job, still running
-            continue
-        with open(path) as f:
-            records = list(csv.DictReader(f, delimiter="\t"))
-        if records:
-            rows.append([str(path.relative_to(benchmarks_dir).with_suffix("")), fmt(float(records[0]["s"]), 1),
-                         fmt(_num(records[0].get("max_rss", "nan")), 0)])
+    for path in benchmark_paths(benchmarks_dir) if paths is None else paths:
+        record = read_benchmark(path)
+        if record:
+            rows.append([str(Path(path).relative_to(benchmarks_dir).with_suffix("")), fmt(float(record["s"]), 1),
+                         fmt(record.get("max_rss", float("nan")), 0)])
     return rows
 
 
-def provenance_section(*, splits_path, config, benchmarks_dir, model_paths=()) -> dict:
+def provenance_section(*, splits_path, config, benchmarks_dir, model_paths=(), benchmarks=None) -> dict:
     splits = read_json(splits_path)
     runs = [model_record(p) for p in model_paths]  # the DAG's order: models as configured, then latent, seed
     run_rows = [[r["model"], r["latent"], r["seed"], r["epochs"], r["device"], r["parameters"],
@@ -229,7 +265,7 @@ def provenance_section(*, splits_path, config, benchmarks_dir, model_paths=()) -
             {"caption": "Package versions", "header": ["package", "version"],
              "rows": [[k, v] for k, v in package_versions().items()]},
             {"caption": "Wall time and peak memory per job (Snakemake benchmark files)",
-             "header": ["job", "seconds", "max RSS (MB)"], "rows": benchmark_rows(benchmarks_dir)},
+             "header": ["job", "seconds", "max RSS (MB)"], "rows": benchmark_rows(benchmarks_dir, benchmarks)},
         ],
         "figures": [],
     }
@@ -246,10 +282,10 @@ def gather_sections(inputs: dict[str, list[str]]) -> list[dict]:
 
 def build_report(*, title, config, inputs, benchmarks_dir, template_dir, html_path, tex_path) -> dict:
     """Render report.html (images inlined) and report.tex (figures copied beside it)."""
-    inputs = {**inputs, "benchmarks": sorted(str(p) for p in Path(benchmarks_dir).rglob("*.tsv"))}
+    inputs = {**inputs, "benchmarks": benchmark_paths(benchmarks_dir)}
     sections = gather_sections(inputs)
     sections.append(provenance_section(splits_path=inputs["splits"][0], config=config, benchmarks_dir=benchmarks_dir,
-                                       model_paths=inputs.get("models", [])))
+                                       model_paths=inputs.get("models", []), benchmarks=inputs["benchmarks"]))
     ctx = {
         "title": title,
         "sections": sections,

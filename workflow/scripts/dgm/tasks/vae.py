@@ -9,6 +9,7 @@ import time
 import torch
 
 from dgm import data, io, training
+from dgm.models import load_model
 from dgm.tasks.common import finish_training, log_training_start, resume_path
 from dgm.vae import VAE, VAEConfig, VAETrainer
 
@@ -77,12 +78,7 @@ def train_vae(
 
 
 def load_vae(model_path: str | os.PathLike, device="cpu") -> VAE:
-    ckpt = torch.load(model_path, map_location=device, weights_only=True)
-    description = dict(ckpt["model"])
-    description.pop("class")
-    model = VAE(VAEConfig.from_dict(description)).to(device)
-    model.load_state_dict(ckpt["state_dict"])
-    return model.eval()
+    return load_model(model_path, device, expect=VAE)
 
 
 @torch.inference_mode()
@@ -118,19 +114,13 @@ def evaluate_vae(*, model_path: str, splits_path: str, output_path: str, seed: i
 
 def report_section(inputs: dict[str, list[str]]) -> dict | None:
     """The VAE section of the report: per-run table and the seed's Fig. 1-3."""
-    from dgm.tasks.report import (SEEDS_NOTE, by_setting, captioned_figures, model_records, read_csv, read_json,
-                                  run_key, seed_cell, seeds_label)
+    from dgm.tasks.report import (SEEDS_NOTE, by_setting, captioned_figures, curve_summary, model_records, read_json,
+                                  seed_cell, seeds_label)
 
     if not inputs.get("vae_metrics"):
         return None
-    runs = []
-    for metrics_path, test_path in zip(inputs["vae_metrics"], inputs["vae_tests"]):
-        curve, test = read_csv(metrics_path), read_json(test_path)
-        trained = [r for r in curve if r["epoch"] > 0]
-        runs.append({**run_key(metrics_path), **test, "epochs": curve[-1]["epoch"],
-                     "train_nelbo": curve[-1]["train_nelbo"], "valid_nelbo": curve[-1]["valid_nelbo"],
-                     "best_valid": min(r["valid_nelbo"] for r in trained),
-                     "s_epoch": sum(r["train_seconds"] for r in trained) / len(trained)})
+    runs = [{**read_json(test_path), **curve_summary(metrics_path, best="valid_nelbo")}
+            for metrics_path, test_path in zip(inputs["vae_metrics"], inputs["vae_tests"])]
     rows = []
     for (latent,), col in by_setting(runs, "latent"):
         rows.append([latent, seeds_label(col["seed"]), seed_cell(col["epochs"]), seed_cell(col["train_nelbo"]),
