@@ -56,7 +56,7 @@ def worker(args) -> list[dict]:
 
         @staticmethod
         def log_likelihood(x, z):
-            return bernoulli_log_likelihood(x, model.decode(z))
+            return bernoulli_log_likelihood(x, model.logits(z))
 
     variants = [("bce", 16384), ("bce", 2000)] + [("inplace", r) for r in (16384, 4000, 2000, 1000)]
     times, reference, diffs = {v: [] for v in variants}, None, {}
@@ -73,10 +73,10 @@ def worker(args) -> list[dict]:
             reference = out if reference is None else reference
             diffs[(loglik, rows)] = (out - reference).abs().max().item()
     per100 = 100 / len(x)
-    return [{"loglik": l, "rows": r, "wall_min": min(w for w, _ in t) * per100,
+    return [{"loglik": lbl, "rows": r, "wall_min": min(w for w, _ in t) * per100,
              "wall_median": sorted(w for w, _ in t)[len(t) // 2] * per100, "cpu_min": min(c for _, c in t) * per100,
-             "max_diff": diffs[(l, r)], "threads": args.threads, "omp": os.environ.get("OMP_WAIT_POLICY", "default")}
-            for (l, r), t in times.items()]
+             "max_diff": diffs[(lbl, r)], "threads": args.threads, "omp": os.environ.get("OMP_WAIT_POLICY", "default")}
+            for (lbl, r), t in times.items()]
 
 
 def main():

@@ -135,7 +135,7 @@ def binary_vae():
         vae.decoder[2].weight.mul_(4.0)
     g = gen(3)
     z = torch.randn(4, 2, generator=g, dtype=torch.float64)
-    x = torch.bernoulli(torch.sigmoid(vae.decode(z)).detach(), generator=g)
+    x = torch.bernoulli(torch.sigmoid(vae.logits(z)).detach(), generator=g)
     return vae, x
 
 
@@ -284,7 +284,9 @@ def test_quadrature_finds_a_mode_q_misses():
     x = torch.tensor([[0.5], [1.3], [2.0], [-0.2]], dtype=torch.float64)
 
     def exact(xi):
-        f = lambda z: math.exp(stats.norm.logpdf(xi, z * z, 0.1) + stats.norm.logpdf(z))
+        def f(z):
+            return math.exp(stats.norm.logpdf(xi, z * z, 0.1) + stats.norm.logpdf(z))
+
         r = math.sqrt(max(xi, 0))
         return math.log(integrate.quad(f, -8, 8, points=[-r, r], limit=200, epsabs=0, epsrel=1e-12)[0])
 
@@ -355,7 +357,9 @@ def test_evaluate_in_batches_and_stderr():
 
 @pytest.mark.parametrize("mu,sigma", [(0.0, 1.0), (0.3, 0.5), (-1.2, 2.0), (2.0, 1.0001)])
 def test_kl_closed_form_against_integration_and_monte_carlo(mu, sigma):
-    f = lambda x: stats.norm.pdf(x, mu, sigma) * (stats.norm.logpdf(x, mu, sigma) - stats.norm.logpdf(x))
+    def f(x):
+        return stats.norm.pdf(x, mu, sigma) * (stats.norm.logpdf(x, mu, sigma) - stats.norm.logpdf(x))
+
     ref = integrate.quad(f, mu - 30 * sigma, mu + 30 * sigma, epsabs=1e-14, limit=200)[0]
     closed = est.kl_gaussian_1d(mu, sigma)
     assert closed == pytest.approx(ref, rel=1e-9, abs=1e-13)

@@ -4,8 +4,8 @@ import math
 import numpy as np
 import pytest
 import torch
-from conftest import synthetic_digits
 
+from conftest import synthetic_digits
 from dgm import training
 from dgm.flow import (
     AffineCoupling,

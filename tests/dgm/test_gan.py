@@ -4,14 +4,13 @@ import math
 import pytest
 import torch
 
+from dgm.distributions import COURSE_INTERPOLATION_STEPS, interpolate_latents
 from dgm.gan import (
-    COURSE_INTERPOLATION_STEPS,
     EQUILIBRIUM_D_LOSS,
     EQUILIBRIUM_G_LOSS,
     GAN,
     GANConfig,
     from_tanh_range,
-    interpolate_latents,
     make_optimizers,
     to_tanh_range,
 )
@@ -183,15 +182,15 @@ def test_sample_shape_range_and_determinism(gan):
 def test_sample_uses_running_stats_and_restores_mode(gan, training):
     gan.train(training)
     z = torch.randn(4, 100, generator=gen(0))
-    one = gan.generate(z[:1])  # a batch of one would fail in train-mode batch norm
-    assert torch.allclose(one, gan.generate(z)[:1], atol=1e-6)  # a sample does not depend on its batch
+    one = gan.decode(z[:1])  # a batch of one would fail in train-mode batch norm
+    assert torch.allclose(one, gan.decode(z)[:1], atol=1e-6)  # a sample does not depend on its batch
     assert gan.sample(1, generator=gen(0)).shape == (1, 1, 28, 28)
     assert gan.training is training and gan.generator.training is training
 
 
 def test_generate_matches_sample_for_the_same_latents(gan):
     z = torch.randn(6, 100, generator=gen(4))
-    assert torch.equal(gan.generate(z), gan.sample(6, generator=gen(4)))
+    assert torch.equal(gan.decode(z), gan.sample(6, generator=gen(4)))
 
 
 @pytest.mark.parametrize("method", ["linear", "slerp", "cdf"])

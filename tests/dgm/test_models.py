@@ -2,9 +2,9 @@
 import pytest
 import torch
 
-from dgm import io
+from dgm import io, registry
 from dgm.gan import GAN, GANConfig
-from dgm.models import MODELS, build_model, load_model
+from dgm.models import GenerativeModel, build_model, load_model
 from dgm.quality import Classifier
 from dgm.vae import VAE, VAEConfig
 
@@ -53,5 +53,15 @@ def test_unknown_class_and_options_are_named(tmp_path):
 
 
 def test_registry_names_match_describe():
-    for name, options in {"VAE": {"latent_dim": 2}, "GAN": {}, "Classifier": {}}.items():
-        assert MODELS[name](options).describe()["class"] == name
+    assert registry.names()[:1] == ["vae"] and len(set(registry.names())) == len(registry.names())
+    for spec in registry.MODELS.values():
+        cls = spec.model_type()
+        assert cls.__name__ == spec.model_class and registry.by_class(spec.model_class) is spec
+        options = {} if spec.fixed_latent else {"latent_dim": 2}
+        model = build_model({"class": spec.model_class, **options})
+        assert model.describe()["class"] == spec.model_class
+        assert isinstance(model, GenerativeModel)
+        for capability, verbs in {"latent_variable": ("encode", "log_likelihood"), "density": ("log_prob",),
+                                  "decoder": ("decode",), "sampler": ("sample",)}.items():
+            assert all(hasattr(model, v) for v in verbs) == spec.has(capability) or not spec.has(capability), \
+                (spec.name, capability)

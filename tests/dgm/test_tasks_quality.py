@@ -5,8 +5,9 @@ import pytest
 import torch
 
 from dgm import io
+from dgm.distributions import interpolate_latents
 from dgm.estimators import parzen_log_likelihood
-from dgm.gan import GAN, GANConfig, interpolate_latents
+from dgm.gan import GAN, GANConfig
 from dgm.quality import Classifier, classifier_fid
 from dgm.tasks.gan import interpolation_rows
 from dgm.tasks.quality import Scorer, draw_samples, table_rows, write_table
@@ -59,7 +60,9 @@ def test_scorer_fid_is_classifier_fid_against_the_test_set(splits, classifier):
     test = splits["test_images"].float().div(255).unsqueeze(1)
     assert abs(scorer.fid(test)) < 1e-6
     train = splits["train_images"].float().div(255).unsqueeze(1)
-    assert scorer.fid(train) == pytest.approx(classifier_fid(classifier, train, test), rel=1e-9)
+    # Same statistics, computed in another order (the scorer caches the test set's): float32 features
+    # agree to ~1e-7 relative, not to 1e-9 (this failed at 1e-9 before the registry refactor too).
+    assert scorer.fid(train) == pytest.approx(classifier_fid(classifier, train, test), rel=1e-5)
 
 
 def test_scorer_parzen_follows_goodfellow_protocol(splits, classifier):
@@ -83,12 +86,12 @@ def test_interpolation_rows_chain_endpoints_and_share_them_across_methods():
     rows = interpolation_rows(gan, rows=3, steps=9, methods=["linear", "slerp"], generator=gen(2))
     assert set(rows) == {"linear", "slerp"} and rows["linear"].shape == (3, 9, 1, 28, 28)
     ends = torch.randn(4, 6, generator=gen(2))
-    expected_ends = gan.generate(ends)
+    expected_ends = gan.decode(ends)
     for method, images in rows.items():
         for i in range(3):
             assert torch.allclose(images[i, 0], expected_ends[i], atol=1e-6), method
             assert torch.allclose(images[i, -1], expected_ends[i + 1], atol=1e-6), method
-    middle = gan.generate(interpolate_latents(ends[0], ends[1], 9, "slerp"))[4]
+    middle = gan.decode(interpolate_latents(ends[0], ends[1], 9, "slerp"))[4]
     assert torch.allclose(rows["slerp"][0, 4], middle, atol=1e-6)
     assert not torch.allclose(rows["slerp"][0, 4], rows["linear"][0, 4])
 

@@ -71,7 +71,8 @@ def results(tmp_path_factory):
         inputs["models"].append(str(run / "model.pt"))
         if model == "vae":
             _write_csv(run / "metrics.csv", [
-                {"epoch": e, "train_nelbo": "" if e == 0 else 150.0 - 10 * e + seed, "valid_nelbo": 160.0 - 10 * e + seed,
+                {"epoch": e, "train_nelbo": "" if e == 0 else 150.0 - 10 * e + seed,
+                 "valid_nelbo": 160.0 - 10 * e + seed,
                  "train_seconds": "" if e == 0 else 2.0 + seed} for e in range(3)])
             (run / "test_metrics.json").write_text(json.dumps({
                 "test_nelbo": 140.0 + z + seed, "test_nelbo_stderr": 0.3, "test_recon": 120.0 + seed,
@@ -146,7 +147,7 @@ def test_vae_and_gan_sections_give_mean_and_sd_over_seeds(results):
 
 def test_quality_section_aggregates_each_model_and_epoch(results):
     rows = _rows(quality.report_section(results))
-    assert [(r["model"], r["z"]) for r in rows[:4]] == [("VAE", 2), ("VAE", 3), ("GAN", 5), ("FLOW", 784)]
+    assert [(r["model"], r["z"]) for r in rows[:4]] == [("VAE", 2), ("VAE", 3), ("GAN", 5), ("RealNVP", 784)]
     assert rows[0]["FID"] == f"30.50 ± {SD:.2f}" and rows[0]["Parzen"] == f"-49.5 ± {SD:.1f}"
     assert rows[0]["test NLL bound"] == f"142.50 ± {SD:.2f}" and rows[2]["test NLL bound"] == "–"
     assert rows[-1]["model"] == "real validation images"
@@ -179,7 +180,8 @@ def test_comparison_without_results_is_left_out():
 
 def test_provenance_lists_device_and_parameters_of_every_run(results, tmp_path):
     splits = tmp_path / "splits.json"
-    splits.write_text(json.dumps({"dataset": "mnist", "n_train": 10, "n_valid": 2, "n_test": 3, "binarization": "dynamic",
+    splits.write_text(json.dumps({"dataset": "mnist", "n_train": 10, "n_valid": 2, "n_test": 3,
+                                  "binarization": "dynamic",
                                   "binarize_seed": 1, "split_seed": 0, "official_md5": False, "md5": {"a": "b"}}))
     section = report.provenance_section(splits_path=splits, config={"seeds": [0, 1], "device": "auto"},
                                         benchmarks_dir=tmp_path, model_paths=results["models"])

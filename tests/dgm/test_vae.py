@@ -45,7 +45,7 @@ def test_evaluation_log_likelihood_equals_the_training_formula():
     z = torch.randn(7, 5, 3, generator=torch.Generator().manual_seed(1))
     with torch.inference_mode():
         fast = model.log_likelihood(x, z)  # (7, 5)
-        logits = model.decode(z)
+        logits = model.logits(z)
     assert logits.abs().max() > 100
     reference = V.bernoulli_log_likelihood(x.double(), logits.double())
     assert torch.isfinite(fast).all()

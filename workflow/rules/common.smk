@@ -6,6 +6,7 @@ import yaml
 from snakemake.utils import validate
 
 sys.path.insert(0, str(Path(workflow.basedir) / "workflow" / "scripts"))
+from dgm import registry  # noqa: E402
 from dgm.config import validate_config  # noqa: E402
 
 with open(Path(workflow.basedir) / "workflow" / "schemas" / "config.schema.yaml") as _f:
@@ -40,13 +41,39 @@ RAW_STEMS = [
 ]
 ENV = "../../envs/dgm.yaml"  # relative to this rules folder
 
+# Every path of the results tree, defined once; rules and input functions use these names.
+RAW = "results/{dataset}/raw"
+SPLITS = "results/{dataset}/data/splits.pt"
+SPLITS_SUMMARY = "results/{dataset}/data/splits.json"
+RUN = "results/{dataset}/{model}/z{latent}/seed{seed}"  # one training run
+FIGURES = "results/{dataset}/figures"
+QUALITY = "results/{dataset}/quality"
+REPORT = "results/report"
+MODEL_FIGURES = {}  # model name -> function(seeds) of the figures its own rule file draws
+
+
+def alternatives(capability=None):
+    """A wildcard pattern matching the registered models with ``capability``."""
+    return "|".join(registry.names(capability))
+
 
 wildcard_constraints:
     dataset="mnist|fashion-mnist|kmnist",
-    model="vae|gan|flow",
+    model=alternatives(),
     latent=r"\d+",
     seed=r"\d+",
     epoch=r"\d+",
+
+
+def configured(capability=None):
+    """The models this run trains (config ``models``) that have ``capability``, in the registry's order."""
+    return [m for m in registry.names(capability) if m in config["models"]]
+
+
+def latent_sizes(model):
+    """A model's latent sizes: its config's ``latent_sizes``, or the size its data fixes (a flow's 784)."""
+    spec = registry.get(model)
+    return [spec.fixed_latent] if spec.fixed_latent else config[model]["latent_sizes"]
 
 
 def snapshot_epochs(section, key):
@@ -55,41 +82,83 @@ def snapshot_epochs(section, key):
     return sorted({e for e in cfg[key] if e <= cfg["epochs"]} | {cfg["epochs"]})
 
 
-def run_dir(model, latent="{latent}", seed="{seed}", dataset="{dataset}"):
-    return f"results/{dataset}/{model}/z{latent}/seed{seed}"
-
-
-FLOW_LATENT = 784  # a flow's latent has the data's dimension: results/{dataset}/flow/z784/seed{seed}
-
-
-def get_vae_runs():
-    return [(z, s) for z in config["vae"]["latent_sizes"] for s in config["seeds"]]
-
-
-def get_gan_runs():
-    return [(z, s) for z in config["gan"]["latent_sizes"] for s in config["seeds"]]
-
-
-def get_flow_runs():
-    return [(FLOW_LATENT, s) for s in config["seeds"]]
-
-
-def get_run_files(name, dataset=DATASET):
-    """The file ``name`` in the run folder of every trained run (get_scored_runs)."""
-    return [f"{run_dir(m, z, s, dataset)}/{name}" for m, z, s in get_scored_runs()]
-
-
-def get_scored_runs():
-    """(model, latent, seed) of every trained run that sample_quality scores; a model joins with one
-    entry here (and one in dgm.models.MODELS)."""
-    runs = {"vae": get_vae_runs, "gan": get_gan_runs, "flow": get_flow_runs}
-    return [(m, z, s) for m in config["models"] if m in runs for z, s in runs[m]()]
-
-
 def quality_snapshot_epochs(model):
     """Earlier epochs of a run scored from its snapshots besides the final model (gan.quality_epochs)."""
     cfg = config[model]
     return sorted(e for e in cfg.get("quality_epochs", []) if e < cfg["epochs"])
+
+
+def train_snapshot_epochs(model):
+    """Epochs a training job keeps a snapshot of: its sample grids, manifolds and scored epochs."""
+    epochs = set(snapshot_epochs(model, "sample_epochs")) | set(quality_snapshot_epochs(model))
+    if "manifold_epochs" in config[model]:
+        epochs |= set(snapshot_epochs(model, "manifold_epochs"))
+    return sorted(epochs)
+
+
+def run_dir(model="{model}", latent="{latent}", seed="{seed}", dataset="{dataset}"):
+    return RUN.format(dataset=dataset, model=model, latent=latent, seed=seed)
+
+
+def run_file(name, model="{model}", latent="{latent}"):
+    """The file ``name`` in a run folder (wildcards where not given)."""
+    return f"{run_dir(model, latent)}/{name}"
+
+
+def _latent_of(model):
+    """The latent part of a model's paths: fixed by its data (a flow's 784) or the {latent} wildcard."""
+    spec = registry.MODELS.get(model)
+    return spec.fixed_latent if spec and spec.fixed_latent else "{latent}"
+
+
+def job_log(step, model="{model}"):
+    """The log of a per-run job; its benchmark file mirrors it (job_benchmark)."""
+    return f"logs/{step}/{{dataset}}/{model}/z{_latent_of(model)}/seed{{seed}}.log"
+
+
+def job_benchmark(step, model="{model}"):
+    return f"benchmarks/{step}/{{dataset}}/{model}/z{_latent_of(model)}/seed{{seed}}.tsv"
+
+
+def train_outputs(model):
+    """The declared outputs of a model's training job (rule train_<model>)."""
+    d = run_dir(model, _latent_of(model))
+    return dict(
+        model=f"{d}/model.pt",
+        metrics=f"{d}/metrics.csv",
+        snapshots=f"{d}/snapshots.pt",
+        samples=expand(
+            f"{d}/samples/epoch{{epoch:03d}}.png",
+            epoch=snapshot_epochs(model, "sample_epochs"),
+            allow_missing=True,
+        ),
+    )
+
+
+def train_params(model):
+    """A training job's params: the model's whole config section, and the epochs it keeps."""
+    return dict(
+        model=model,
+        cfg=config[model],
+        sample_epochs=snapshot_epochs(model, "sample_epochs"),
+        snapshot_epochs=train_snapshot_epochs(model),
+        device=config["device"],
+    )
+
+
+def get_runs(capability=None):
+    """(model, latent, seed) of every run this configuration trains whose model has ``capability``."""
+    return [(m, z, s) for m in configured(capability) for z in latent_sizes(m) for s in config["seeds"]]
+
+
+def get_scored_runs():
+    """Every trained run whose model samples: sample_quality scores each."""
+    return get_runs("sampler")
+
+
+def get_run_files(name, dataset=DATASET, capability="sampler", model=None):
+    """The file ``name`` in the run folder of every run with ``capability`` (of ``model`` only, if given)."""
+    return [f"{run_dir(m, z, s, dataset)}/{name}" for m, z, s in get_runs(capability) if model in (None, m)]
 
 
 def parzen_sigmas():
@@ -104,8 +173,8 @@ def get_sample_quality_input(wildcards):
     d = run_dir(wildcards.model, wildcards.latent, wildcards.seed, wildcards.dataset)
     inputs = {
         "model": f"{d}/model.pt",
-        "classifier": f"results/{wildcards.dataset}/quality/classifier.pt",
-        "splits": f"results/{wildcards.dataset}/data/splits.pt",
+        "classifier": f"{QUALITY}/classifier.pt".format(dataset=wildcards.dataset),
+        "splits": SPLITS.format(dataset=wildcards.dataset),
     }
     if quality_snapshot_epochs(wildcards.model):
         inputs["snapshots"] = f"{d}/snapshots.pt"
@@ -113,49 +182,57 @@ def get_sample_quality_input(wildcards):
 
 
 def get_likelihood_outputs():
-    """Named lists of the likelihood rules' results for every trained VAE (quadrature for z = 2 only)."""
-    if "vae" not in config["models"]:
+    """Named lists of the likelihood rules' results for every latent-variable run (quadrature for z = 2)."""
+    runs = [(z, run_dir(m, z, s, DATASET)) for m, z, s in get_runs("latent_variable")]
+    if not runs:
         return {}
-    runs = [(z, s, run_dir("vae", z, s, DATASET)) for z, s in get_vae_runs()]
     return {
-        "likelihood_tests": [f"{d}/test_nll.json" for _, _, d in runs],
-        "likelihood_sweeps": [f"{d}/estimator_sweep.csv" for _, _, d in runs],
-        "likelihood_quadrature": [f"{d}/quadrature.json" for z, _, d in runs if z == 2],
+        "likelihood_tests": [f"{d}/test_nll.json" for _, d in runs],
+        "likelihood_sweeps": [f"{d}/estimator_sweep.csv" for _, d in runs],
+        "likelihood_quadrature": [f"{d}/quadrature.json" for z, d in runs if z == 2],
         "kl_examples": ["results/likelihood/kl_examples.csv"],
     }
 
 
 def get_likelihood_sweep_input(wildcards):
-    """Every latent size's estimator sweep of one seed, and the z = 2 quadrature when z = 2 is trained."""
-    sizes = config["vae"]["latent_sizes"]
-    d = {z: run_dir("vae", z, wildcards.seed, wildcards.dataset) for z in sizes}
+    """Every latent size's estimator sweep of one model and seed, and the z = 2 quadrature when z = 2 is trained."""
+    sizes = latent_sizes(wildcards.model)
+    d = {z: run_dir(wildcards.model, z, wildcards.seed, wildcards.dataset) for z in sizes}
     return {
         "sweeps": [f"{d[z]}/estimator_sweep.csv" for z in sizes],
         "quadrature": [f"{d[2]}/quadrature.json"] if 2 in sizes else [],
     }
 
 
+def curve_input(model=None):
+    """Input function: the metrics.csv of every latent size and seed of ``model`` (else the {model}
+    wildcard's), drawn in one training-curve figure."""
+
+    def metrics(wildcards):
+        m = model or wildcards.model
+        return [f"{run_dir(m, z, s, wildcards.dataset)}/metrics.csv" for z in latent_sizes(m) for s in config["seeds"]]
+
+    return metrics
+
+
 def get_figures(first_seed_only=False):
     """Every figure the configured models draw: curves over all seeds, and the image figures
-    (samples, manifolds, interpolations, estimator sweeps) of every seed or only the first."""
-    figs = f"results/{DATASET}/figures"
+    (samples, manifolds, interpolations, estimator sweeps) of every seed or only the first.
+    Latent-variable models share their figures (by capability); a model's own rule file adds
+    the rest through MODEL_FIGURES."""
+    figs = FIGURES.format(dataset=DATASET)
     seeds = config["seeds"][:1] if first_seed_only else config["seeds"]
     out = []
-    if "vae" in config["models"]:
-        out.append(f"{figs}/vae_elbo.png")
-        for z, s in get_vae_runs():
-            if s in seeds:
-                out.append(f"{figs}/vae_samples_z{z}_seed{s}.png")
-                out += [f"{figs}/vae_manifold_z2_seed{s}.png"] if z == 2 else []
-        out += [f"{figs}/likelihood_sweep_seed{s}.png" for s in seeds]
-    if "gan" in config["models"]:
-        out.append(f"{figs}/gan_curves.png")
-        for z, s in get_gan_runs():
-            if s in seeds:
-                out += [f"{figs}/gan_{fig}_z{z}_seed{s}.png" for fig in ("samples", "interpolation")]
-    if "flow" in config["models"]:
-        out.append(f"{figs}/flow_bpd.png")
-        out += [f"{figs}/flow_{fig}_seed{s}.png" for s in seeds for fig in ("samples", "interpolation")]
+    for m in configured():
+        if registry.get(m).latent_variable:
+            out.append(f"{figs}/{m}_elbo.png")
+            for z in latent_sizes(m):
+                for s in seeds:
+                    out.append(f"{figs}/{m}_samples_z{z}_seed{s}.png")
+                    out += [f"{figs}/{m}_manifold_z2_seed{s}.png"] if z == 2 else []
+            out += [f"{figs}/likelihood_sweep_{m}_seed{s}.png" for s in seeds]
+        if m in MODEL_FIGURES:
+            out += MODEL_FIGURES[m](seeds)
     return out
 
 
@@ -164,34 +241,36 @@ def get_final_outputs():
     table and the documents."""
     out = [p for paths in get_report_inputs(None).values() for p in paths] + get_figures()
     if get_scored_runs():
-        out.append(f"results/{DATASET}/quality/sample_quality.tsv")
+        out.append(f"{QUALITY}/sample_quality.tsv".format(dataset=DATASET))
     return list(dict.fromkeys(out + get_report_documents()))
 
 
 def get_report_documents():
     """What `snakemake report` builds: the HTML, the LaTeX source and, unless switched off, the PDF."""
-    docs = ["results/report/report.html", "results/report/report.tex"]
-    return docs + (["results/report/report.pdf"] if config["report"]["pdf"] else [])
+    docs = [f"{REPORT}/report.html", f"{REPORT}/report.tex"]
+    return docs + ([f"{REPORT}/report.pdf"] if config["report"]["pdf"] else [])
 
 
 def get_report_inputs(wildcards):
-    """Named lists of paths; each report section (dgm.tasks.<model>.report_section) picks its own.
-    The document shows curves over all seeds and the image figures of the first seed."""
+    """Named lists of paths; each report section (``report_section`` of a model's task module,
+    found through dgm.registry) picks its own: ``<model>_metrics``, ``<model>_tests`` (the test-set
+    evaluation of latent-variable and density models) and ``<model>_figures`` for every configured
+    model. The document shows curves over all seeds and the image figures of the first seed."""
     figures = get_figures(first_seed_only=True)
-    runs = {m: [run_dir(m, z, s, DATASET) for mm, z, s in get_scored_runs() if mm == m] for m in ("vae", "gan", "flow")}
-    return {
-        "splits": [f"results/{DATASET}/data/splits.json"],
+    inputs = {
+        "splits": [SPLITS_SUMMARY.format(dataset=DATASET)],
         "models": get_run_files("model.pt"),
-        "vae_metrics": [f"{d}/metrics.csv" for d in runs["vae"]],
-        "vae_tests": [f"{d}/test_metrics.json" for d in runs["vae"]],
-        "vae_figures": [p for p in figures if Path(p).name.startswith("vae_")],
-        "flow_metrics": [f"{d}/metrics.csv" for d in runs["flow"]],
-        "flow_tests": [f"{d}/test_metrics.json" for d in runs["flow"]],
-        "flow_figures": [p for p in figures if Path(p).name.startswith("flow_")],
-        "gan_metrics": [f"{d}/metrics.csv" for d in runs["gan"]],
-        "gan_figures": [p for p in figures if Path(p).name.startswith("gan_")],
+    }
+    for m in configured():
+        spec = registry.get(m)
+        inputs[f"{m}_metrics"] = get_run_files("metrics.csv", model=m, capability=None)
+        if spec.latent_variable or spec.density:
+            inputs[f"{m}_tests"] = get_run_files("test_metrics.json", model=m, capability=None)
+        inputs[f"{m}_figures"] = [p for p in figures if Path(p).name.startswith(f"{m}_")]
+    return {
+        **inputs,
         "quality_runs": get_run_files("quality.json"),
-        "quality_reference": [f"results/{DATASET}/quality/reference.json"] if get_scored_runs() else [],
+        "quality_reference": [f"{QUALITY}/reference.json".format(dataset=DATASET)] if get_scored_runs() else [],
         **get_likelihood_outputs(),
         "likelihood_figures": [p for p in figures if Path(p).name.startswith("likelihood_")],
     }

@@ -1,73 +1,59 @@
 # GAN: one training job per latent size x seed, and its figures (seed Fig. 4-6).
 
+MODEL_FIGURES["gan"] = lambda seeds: [f"{FIGURES}/gan_curves.png".format(dataset=DATASET)] + [
+    f"{FIGURES}/gan_{fig}_z{z}_seed{s}.png".format(dataset=DATASET)
+    for z in latent_sizes("gan")
+    for s in seeds
+    for fig in ("samples", "interpolation")
+]
+
 
 rule train_gan:
     input:
-        splits="results/{dataset}/data/splits.pt",
+        splits=SPLITS,
     output:
-        model="results/{dataset}/gan/z{latent}/seed{seed}/model.pt",
-        metrics="results/{dataset}/gan/z{latent}/seed{seed}/metrics.csv",
-        snapshots="results/{dataset}/gan/z{latent}/seed{seed}/snapshots.pt",
-        samples=expand(
-            "results/{{dataset}}/gan/z{{latent}}/seed{{seed}}/samples/epoch{epoch:03d}.png",
-            epoch=snapshot_epochs("gan", "sample_epochs"),
-        ),
-    params:
-        latent_dim=lambda w: int(w.latent),
-        seed=lambda w: int(w.seed),
-        hidden_dim=config["gan"]["hidden_dim"],
-        epochs=config["gan"]["epochs"],
-        batch_size=config["gan"]["batch_size"],
-        lr=config["gan"]["lr"],
-        betas=config["gan"]["betas"],
-        sample_epochs=snapshot_epochs("gan", "sample_epochs"),
-        snapshot_epochs=sorted(set(snapshot_epochs("gan", "sample_epochs") + quality_snapshot_epochs("gan"))),
-        eval_batch_size=config["gan"]["eval_batch_size"],
-        device=config["device"],
+        **train_outputs("gan"),
+    log:
+        job_log("train", "gan"),
+    benchmark:
+        job_benchmark("train", "gan")
+    conda:
+        ENV
     threads: 2
     resources:
         gpu=1,
         mem_mb=4000,
         runtime=480,
-    log:
-        "logs/train/{dataset}/gan/z{latent}/seed{seed}.log",
-    benchmark:
-        "benchmarks/train/{dataset}/gan/z{latent}/seed{seed}.tsv"
-    conda:
-        ENV
+    params:
+        **train_params("gan"),
     script:
-        "../scripts/train_gan.py"
+        "../scripts/train.py"
 
 
 rule plot_gan_curves:
     input:
-        metrics=lambda w: expand(
-            "results/{dataset}/gan/z{latent}/seed{seed}/metrics.csv",
-            dataset=w.dataset,
-            latent=config["gan"]["latent_sizes"],
-            seed=config["seeds"],
-        ),
+        metrics=curve_input("gan"),
     output:
         png=report(
-            "results/{dataset}/figures/gan_curves.png",
+            f"{FIGURES}/gan_curves.png",
             caption="../report/gan_curves.rst",
             category="GAN",
             subcategory="training curves",
             labels={"figure": "losses and D outputs", "latent size": "all", "seed": "all"},
         ),
-        pdf="results/{dataset}/figures/gan_curves.pdf",
-    params:
-        latent_sizes=config["gan"]["latent_sizes"],
-        seeds=config["seeds"],
-    resources:
-        mem_mb=1000,
-        runtime=10,
+        pdf=f"{FIGURES}/gan_curves.pdf",
     log:
         "logs/plot/{dataset}/gan_curves.log",
     benchmark:
         "benchmarks/plot/{dataset}/gan_curves.tsv"
     conda:
         ENV
+    resources:
+        mem_mb=1000,
+        runtime=10,
+    params:
+        latent_sizes=config["gan"]["latent_sizes"],
+        seeds=config["seeds"],
     script:
         "../scripts/plot_gan_curves.py"
 
@@ -77,24 +63,24 @@ rule plot_gan_samples:
         snapshots=rules.train_gan.output.snapshots,
     output:
         png=report(
-            "results/{dataset}/figures/gan_samples_z{latent}_seed{seed}.png",
+            f"{FIGURES}/gan_samples_z{{latent}}_seed{{seed}}.png",
             caption="../report/gan_samples.rst",
             category="GAN",
             subcategory="samples",
             labels={"figure": "samples over epochs", "latent size": "{latent}", "seed": "{seed}"},
         ),
-        pdf="results/{dataset}/figures/gan_samples_z{latent}_seed{seed}.pdf",
-    params:
-        epochs=snapshot_epochs("gan", "sample_epochs"),
-    resources:
-        mem_mb=1000,
-        runtime=10,
+        pdf=f"{FIGURES}/gan_samples_z{{latent}}_seed{{seed}}.pdf",
     log:
         "logs/plot/{dataset}/gan_samples_z{latent}_seed{seed}.log",
     benchmark:
         "benchmarks/plot/{dataset}/gan_samples_z{latent}_seed{seed}.tsv"
     conda:
         ENV
+    resources:
+        mem_mb=1000,
+        runtime=10,
+    params:
+        epochs=snapshot_epochs("gan", "sample_epochs"),
     script:
         "../scripts/plot_gan_samples.py"
 
@@ -104,26 +90,26 @@ rule plot_gan_interpolation:
         model=rules.train_gan.output.model,
     output:
         png=report(
-            "results/{dataset}/figures/gan_interpolation_z{latent}_seed{seed}.png",
+            f"{FIGURES}/gan_interpolation_z{{latent}}_seed{{seed}}.png",
             caption="../report/gan_interpolation.rst",
             category="GAN",
             subcategory="interpolation",
             labels={"figure": "latent interpolation", "latent size": "{latent}", "seed": "{seed}"},
         ),
-        pdf="results/{dataset}/figures/gan_interpolation_z{latent}_seed{seed}.pdf",
-    params:
-        rows=config["gan"]["interpolation_rows"],
-        steps=config["gan"]["interpolation_steps"],
-        methods=config["gan"]["interpolation_methods"],
-        seed=lambda w: int(w.seed),
-    resources:
-        mem_mb=1000,
-        runtime=10,
+        pdf=f"{FIGURES}/gan_interpolation_z{{latent}}_seed{{seed}}.pdf",
     log:
         "logs/plot/{dataset}/gan_interpolation_z{latent}_seed{seed}.log",
     benchmark:
         "benchmarks/plot/{dataset}/gan_interpolation_z{latent}_seed{seed}.tsv"
     conda:
         ENV
+    resources:
+        mem_mb=1000,
+        runtime=10,
+    params:
+        rows=config["gan"]["interpolation_rows"],
+        steps=config["gan"]["interpolation_steps"],
+        methods=config["gan"]["interpolation_methods"],
+        seed=lambda w: int(w.seed),
     script:
         "../scripts/plot_gan_interpolation.py"

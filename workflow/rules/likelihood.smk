@@ -1,40 +1,55 @@
-# Likelihood of every trained VAE (seed sections 1.4-1.7): importance-sampled test NLL, importance
+# Likelihood of every trained latent-variable model (dgm.registry) (seed sections 1.4-1.7): importance-sampled test NLL, importance
 # sampling against naive Monte Carlo over K, a quadrature reference for z = 2, the seed's KL examples.
 
 
 rule test_nll:
     input:
-        model=rules.train_vae.output.model,
-        splits="results/{dataset}/data/splits.pt",
+        model=f"{RUN}/model.pt",
+        splits=SPLITS,
     output:
-        metrics="results/{dataset}/vae/z{latent}/seed{seed}/test_nll.json",
+        metrics=f"{RUN}/test_nll.json",
+    log:
+        job_log("test_nll"),
+    benchmark:
+        job_benchmark("test_nll")
+    wildcard_constraints:
+        model=alternatives("latent_variable"),
+    conda:
+        ENV
+    threads: 2
+    resources:
+        gpu=1,
+        mem_mb=4000,
+        runtime=120,
     params:
         k=config["likelihood"]["k"],
         batch_size=config["likelihood"]["batch_size"],
         chunk_size=config["likelihood"]["chunk_size"],
         seed=config["likelihood"]["seed"],
         device=config["device"],
-    threads: 2
-    resources:
-        gpu=1,
-        mem_mb=4000,
-        runtime=120,
-    log:
-        "logs/test_nll/{dataset}/vae/z{latent}/seed{seed}.log",
-    benchmark:
-        "benchmarks/test_nll/{dataset}/vae/z{latent}/seed{seed}.tsv"
-    conda:
-        ENV
     script:
         "../scripts/evaluate_test_nll.py"
 
 
 rule estimator_sweep:
     input:
-        model=rules.train_vae.output.model,
-        splits="results/{dataset}/data/splits.pt",
+        model=f"{RUN}/model.pt",
+        splits=SPLITS,
     output:
-        sweep="results/{dataset}/vae/z{latent}/seed{seed}/estimator_sweep.csv",
+        sweep=f"{RUN}/estimator_sweep.csv",
+    log:
+        job_log("estimator_sweep"),
+    benchmark:
+        job_benchmark("estimator_sweep")
+    wildcard_constraints:
+        model=alternatives("latent_variable"),
+    conda:
+        ENV
+    threads: 2
+    resources:
+        gpu=1,
+        mem_mb=4000,
+        runtime=180,
     params:
         ks=config["likelihood"]["sweep_ks"],
         n_images=config["likelihood"]["sweep_images"],
@@ -43,27 +58,29 @@ rule estimator_sweep:
         chunk_size=config["likelihood"]["chunk_size"],
         seed=config["likelihood"]["seed"],
         device=config["device"],
-    threads: 2
-    resources:
-        gpu=1,
-        mem_mb=4000,
-        runtime=180,
-    log:
-        "logs/estimator_sweep/{dataset}/vae/z{latent}/seed{seed}.log",
-    benchmark:
-        "benchmarks/estimator_sweep/{dataset}/vae/z{latent}/seed{seed}.tsv"
-    conda:
-        ENV
     script:
         "../scripts/estimator_sweep.py"
 
 
 rule quadrature:
     input:
-        model="results/{dataset}/vae/z2/seed{seed}/model.pt",
-        splits="results/{dataset}/data/splits.pt",
+        model=run_file("model.pt", latent=2),
+        splits=SPLITS,
     output:
-        metrics="results/{dataset}/vae/z2/seed{seed}/quadrature.json",
+        metrics=run_file("quadrature.json", latent=2),
+    log:
+        "logs/quadrature/{dataset}/{model}/z2/seed{seed}.log",
+    benchmark:
+        "benchmarks/quadrature/{dataset}/{model}/z2/seed{seed}.tsv"
+    wildcard_constraints:
+        model=alternatives("latent_variable"),
+    conda:
+        ENV
+    threads: 2
+    resources:
+        gpu=1,
+        mem_mb=4000,
+        runtime=120,
     params:
         n_images=config["likelihood"]["sweep_images"],
         points_per_dim=config["likelihood"]["quadrature"]["points_per_dim"],
@@ -73,17 +90,6 @@ rule quadrature:
         batch_size=config["likelihood"]["quadrature"]["batch_size"],
         chunk_size=config["likelihood"]["quadrature"]["chunk_size"],
         device=config["device"],
-    threads: 2
-    resources:
-        gpu=1,
-        mem_mb=4000,
-        runtime=120,
-    log:
-        "logs/quadrature/{dataset}/vae/z2/seed{seed}.log",
-    benchmark:
-        "benchmarks/quadrature/{dataset}/vae/z2/seed{seed}.tsv"
-    conda:
-        ENV
     script:
         "../scripts/quadrature_log_px.py"
 
@@ -91,18 +97,18 @@ rule quadrature:
 rule kl_examples:
     output:
         table="results/likelihood/kl_examples.csv",
-    params:
-        n=config["likelihood"]["kl_samples"],
-        seed=config["likelihood"]["seed"],
-    resources:
-        mem_mb=1000,
-        runtime=10,
     log:
         "logs/kl_examples/kl_examples.log",
     benchmark:
         "benchmarks/kl_examples/kl_examples.tsv"
     conda:
         ENV
+    resources:
+        mem_mb=1000,
+        runtime=10,
+    params:
+        n=config["likelihood"]["kl_samples"],
+        seed=config["likelihood"]["seed"],
     script:
         "../scripts/kl_examples.py"
 
@@ -112,21 +118,23 @@ rule plot_likelihood_sweep:
         unpack(get_likelihood_sweep_input),
     output:
         png=report(
-            "results/{dataset}/figures/likelihood_sweep_seed{seed}.png",
+            f"{FIGURES}/likelihood_sweep_{{model}}_seed{{seed}}.png",
             caption="../report/likelihood_sweep.rst",
             category="Likelihood",
             subcategory="estimators against K",
-            labels={"figure": "log p(x) against K", "seed": "{seed}"},
+            labels={"figure": "log p(x) against K", "model": "{model}", "seed": "{seed}"},
         ),
-        pdf="results/{dataset}/figures/likelihood_sweep_seed{seed}.pdf",
+        pdf=f"{FIGURES}/likelihood_sweep_{{model}}_seed{{seed}}.pdf",
+    log:
+        "logs/plot/{dataset}/likelihood_sweep_{model}_seed{seed}.log",
+    benchmark:
+        "benchmarks/plot/{dataset}/likelihood_sweep_{model}_seed{seed}.tsv"
+    wildcard_constraints:
+        model=alternatives("latent_variable"),
+    conda:
+        ENV
     resources:
         mem_mb=1000,
         runtime=10,
-    log:
-        "logs/plot/{dataset}/likelihood_sweep_seed{seed}.log",
-    benchmark:
-        "benchmarks/plot/{dataset}/likelihood_sweep_seed{seed}.tsv"
-    conda:
-        ENV
     script:
         "../scripts/plot_likelihood_sweep.py"

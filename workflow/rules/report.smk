@@ -10,22 +10,22 @@ rule report_documents:
     input:
         unpack(get_report_inputs),
     output:
-        html="results/report/report.html",
-        tex="results/report/report.tex",
-    params:
-        title=config["report"]["title"],
-        config=config,
-        template_dir=f"{workflow.basedir}/report",
-        benchmarks_dir="benchmarks",
-    resources:
-        mem_mb=1000,
-        runtime=10,
+        html=f"{REPORT}/report.html",
+        tex=f"{REPORT}/report.tex",
     log:
         "logs/report/report_documents.log",
     benchmark:
         "benchmarks/report/report_documents.tsv"
     conda:
         ENV
+    resources:
+        mem_mb=1000,
+        runtime=10,
+    params:
+        title=config["report"]["title"],
+        config=config,
+        template_dir=f"{workflow.basedir}/report",
+        benchmarks_dir="benchmarks",
     script:
         "../scripts/make_report.py"
 
@@ -34,16 +34,16 @@ rule report_pdf:
     input:
         tex=rules.report_documents.output.tex,
     output:
-        pdf="results/report/report.pdf",
-    resources:
-        mem_mb=1000,
-        runtime=15,
+        pdf=f"{REPORT}/report.pdf",
     log:
         "logs/report/report_pdf.log",
     benchmark:
         "benchmarks/report/report_pdf.tsv"
     conda:
         ENV
+    resources:
+        mem_mb=1000,
+        runtime=15,
     script:
         "../scripts/make_report_pdf.py"
 

@@ -1,4 +1,4 @@
-"""Rule evaluate_vae: test-set negative ELBO of a trained VAE."""
+"""Rule evaluate_elbo: test-set negative ELBO of a trained latent-variable model."""
 from dgm.entry import start_torch_job
 
 log = start_torch_job(snakemake)

@@ -1,4 +1,5 @@
-"""Rule plot_vae_elbo: train/validation ELBO per epoch for every latent size, over the seeds (seed Fig. 1)."""
+"""Rule plot_elbo: train/validation ELBO per epoch of a latent-variable model for every latent size, over the
+seeds (seed Fig. 1)."""
 from dgm.entry import start_log
 
 start_log(snakemake.log[0])

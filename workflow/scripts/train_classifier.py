@@ -1,5 +1,5 @@
 """Rule train_classifier: the digit CNN whose features define the sample-quality FID."""
-from dgm.entry import start_torch_job, training_settings
+from dgm.entry import start_torch_job
 
 start_torch_job(snakemake)
 
@@ -9,5 +9,10 @@ train_classifier(
     splits_path=snakemake.input.splits,
     model_path=snakemake.output.model,
     metrics_path=snakemake.output.metrics,
-    **training_settings(snakemake.params),
+    epochs=snakemake.params.epochs,
+    batch_size=snakemake.params.batch_size,
+    lr=snakemake.params.lr,
+    seed=snakemake.params.seed,
+    device=snakemake.params.device,
+    eval_batch_size=snakemake.params.eval_batch_size,
 )

@@ -60,3 +60,35 @@ def validate_config(config: dict, schema: dict) -> dict:
     if errors:
         raise ValueError("invalid configuration:\n  " + "\n  ".join(validation_message(e) for e in errors))
     return config
+
+
+class ModelConfig:
+    """Base of the models' frozen config dataclasses: ``from_dict`` refuses unknown options by
+    name, and ``__post_init__`` checks the fields listed in ``POSITIVE_INTS`` (positive integers,
+    not bools) and ``UNIT_INTERVAL`` (floats in [0, 1)); subclasses add their own checks in
+    ``check()``. ``KIND`` names the model in messages ("unknown VAE option(s): ...")."""
+
+    KIND = "model"
+    POSITIVE_INTS: tuple[str, ...] = ()
+    UNIT_INTERVAL: tuple[str, ...] = ()
+
+    def __post_init__(self):
+        for name in self.POSITIVE_INTS:
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"{type(self).__name__}.{name} must be a positive integer, got {value!r}")
+        for name in self.UNIT_INTERVAL:
+            value = getattr(self, name)
+            if not 0.0 <= value < 1.0:
+                raise ValueError(f"{type(self).__name__}.{name} must be in [0, 1), got {value!r}")
+        self.check()
+
+    def check(self) -> None:
+        """Further checks of a subclass; raise ValueError naming the field."""
+
+    @classmethod
+    def from_dict(cls, d: dict):
+        unknown = set(d) - set(cls.__dataclass_fields__)
+        if unknown:
+            raise ValueError(f"unknown {cls.KIND} option(s): {sorted(unknown)}")
+        return cls(**d)

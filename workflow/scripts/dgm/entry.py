@@ -51,23 +51,30 @@ def start_torch_job(snakemake, *, passive_omp: bool = False) -> logging.Logger:
     return log
 
 
-def training_settings(params) -> dict:
-    """The settings every training rule passes on from its params."""
-    return {name: getattr(params, name) for name in ("epochs", "batch_size", "lr", "seed", "device", "eval_batch_size")}
+def train_model(snakemake) -> None:
+    """The training rule of any registered model: its task module's ``train`` with the model's
+    config section, the run's latent size and seed, and the rule's paths."""
+    from dgm import registry
 
-
-def training_args(snakemake) -> dict:
-    """The keyword arguments every train_* task of a generative model takes: the rule's splits input,
-    model, metrics, snapshots and samples outputs, :func:`training_settings`, and ``kill_after_epoch``
-    from ``DGM_KILL_AFTER_EPOCH`` (fault injection for the resume tests)."""
     p, out = snakemake.params, snakemake.output
-    kill_after = os.environ.get("DGM_KILL_AFTER_EPOCH")
-    return dict(
+    spec = registry.get(p.model)
+    kill_after = os.environ.get("DGM_KILL_AFTER_EPOCH")  # fault injection for the resume tests
+    spec.task_module().train(
+        spec=spec,
+        cfg=dict(p.cfg),
+        latent_dim=int(snakemake.wildcards.get("latent") or spec.fixed_latent),
+        seed=int(snakemake.wildcards.seed),
+        device=p.device,
+        snapshot_epochs=list(p.snapshot_epochs),
         splits_path=snakemake.input.splits,
         model_path=out.model,
         metrics_path=out.metrics,
         snapshots_path=out.snapshots,
         sample_paths=dict(zip(p.sample_epochs, out.samples)),
         kill_after_epoch=int(kill_after) if kill_after else None,
-        **training_settings(p),
     )
+
+
+def training_settings(cfg: dict) -> dict:
+    """The settings every model's training takes from its config section."""
+    return {name: cfg[name] for name in ("epochs", "batch_size", "lr", "eval_batch_size")}

@@ -27,7 +27,7 @@ from typing import Callable, Iterable
 import numpy as np
 import torch
 
-from dgm.vae import gaussian_kl_standard_normal, log_normal_diag, log_standard_normal
+from dgm.distributions import gaussian_kl_standard_normal, log_normal_diag, log_standard_normal
 
 NOISE_BLOCK = 128  # samples per random draw; fixed so that results do not depend on chunk_size
 ROWS_PER_CHUNK = 2**14  # default chunk: samples x images per decoder call (~0.2 GB at D=784, H=500)

@@ -59,7 +59,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from dgm.vae import log_standard_normal
+from dgm.config import ModelConfig
+from dgm.distributions import log_standard_normal
 
 N_LEVELS = 256  # 8-bit pixels: values 0..255, each owning a unit-width dequantisation bin
 
@@ -213,29 +214,21 @@ class AffineCoupling(Transform):
 
 
 @dataclass(frozen=True)
-class FlowConfig:
+class FlowConfig(ModelConfig):
     n_blocks: int = 4  # blocks of two couplings (checkerboard mask, then its inverse)
     hidden_dim: int = 1024  # width of both hidden layers of every coupling's conditioner
     data_dim: int = 784  # flattened 28x28 image
     alpha: float = 1e-5  # logit squeeze (module docstring: course template's value)
     learned_scale: bool = False  # multiply tanh(log-scale) by a learned per-pixel factor
 
-    def __post_init__(self):
-        for name in ("n_blocks", "hidden_dim", "data_dim"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ValueError(f"FlowConfig.{name} must be a positive integer, got {value!r}")
+    KIND = "flow"
+    POSITIVE_INTS = ("n_blocks", "hidden_dim", "data_dim")
+
+    def check(self):
         if not isinstance(self.alpha, (int, float)) or not 0.0 < self.alpha < 0.5:
             raise ValueError(f"FlowConfig.alpha must lie in (0, 0.5), got {self.alpha!r}")
         if not isinstance(self.learned_scale, bool):
             raise ValueError(f"FlowConfig.learned_scale must be a bool, got {self.learned_scale!r}")
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "FlowConfig":
-        unknown = set(d) - set(cls.__dataclass_fields__)
-        if unknown:
-            raise ValueError(f"unknown flow option(s): {sorted(unknown)}")
-        return cls(**d)
 
 
 class RealNVP(nn.Module):
@@ -319,17 +312,23 @@ class RealNVP(nn.Module):
         z, _ = self.transform(self._pixels(x) + 0.5)
         return z
 
-    def decode(self, z: torch.Tensor, discretize: bool = True) -> torch.Tensor:
+    def decode_pixels(self, z: torch.Tensor, discretize: bool = True) -> torch.Tensor:
         """Pixel values (B, D) in [0, 255]: the bin floor(v) of v = f^-1(z), or v itself clamped."""
         v, _ = self.transform.inverse(z)  # (B, D), ~[0, 256)
         return (v.floor() if discretize else v).clamp(0, N_LEVELS - 1)
 
     @torch.inference_mode()
-    def sample_pixels(self, n: int, *, generator: torch.Generator | None = None, discretize: bool = True) -> torch.Tensor:
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        """Images (B, *image_shape) in [0, 1] for latents z (B, D): decode_pixels / 255."""
+        return self.decode_pixels(z).view(-1, *self.image_shape) / (N_LEVELS - 1)
+
+    @torch.inference_mode()
+    def sample_pixels(self, n: int, *, generator: torch.Generator | None = None,
+                      discretize: bool = True) -> torch.Tensor:
         """n images (n, *image_shape) of pixel values in [0, 255] (integers unless not discretize)."""
         mask = self.flow.transforms[0].mask
         z = torch.randn(n, self.data_dim, generator=generator, device=mask.device, dtype=mask.dtype)
-        return self.decode(z, discretize).view(n, *self.image_shape)
+        return self.decode_pixels(z, discretize).view(n, *self.image_shape)
 
     @torch.inference_mode()
     def sample(self, n: int, *, generator: torch.Generator | None = None) -> torch.Tensor:
@@ -345,7 +344,7 @@ class RealNVP(nn.Module):
         z_a, z_b = self.encode(x_a), self.encode(x_b)  # (B, D) each
         w = torch.linspace(0, 1, steps, device=z_a.device, dtype=z_a.dtype).view(1, steps, 1)
         z = (1 - w) * z_a.unsqueeze(1) + w * z_b.unsqueeze(1)  # (B, steps, D)
-        pixels = self.decode(z.flatten(0, 1))  # (B * steps, D)
+        pixels = self.decode_pixels(z.flatten(0, 1))  # (B * steps, D)
         return pixels.view(z_a.shape[0], steps, *self.image_shape) / (N_LEVELS - 1)
 
     def describe(self) -> dict:

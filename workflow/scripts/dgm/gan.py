@@ -8,14 +8,12 @@ LeakyReLU(0.2), batch norm on the three wider hidden layers and a tanh output; d
 ``binary_cross_entropy_with_logits``).
 
 Pixels: real images enter every public method as floats in [0, 1] and are mapped to [-1, 1]
-(the range of the generator's tanh) inside; ``sample`` and ``generate`` map back to [0, 1], so
+(the range of the generator's tanh) inside; ``sample`` and ``decode`` map back to [0, 1], so
 evaluation code sees the same pixel range for every model.
 
 Objectives (seed eqs. 43-44), both means over the batch, each drawing fresh noise:
     L_D = -E_x[log D(x)] - E_z[log(1 - D(G(z)))]
     L_G = -E_z[log D(G(z))]        (non-saturating, seed §2.4)
-
-``interpolate_latents`` is model-agnostic and also serves the VAE and flow interpolation figures.
 """
 from __future__ import annotations
 
@@ -26,6 +24,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from dgm.config import ModelConfig
+
 # At the optimum of the game p_g = p_data, so the best discriminator outputs D = 1/2 everywhere
 # (seed §2.3). Then L_D = -log(1/2) - log(1 - 1/2) = 2 log 2 = log 4 and L_G = -log(1/2) = log 2.
 # (The seed's Fig. 5 caption writes L_G = log 1/2, a sign slip: a cross-entropy is never negative.)
@@ -33,37 +33,17 @@ from torch import nn
 EQUILIBRIUM_D_LOSS = math.log(4.0)
 EQUILIBRIUM_G_LOSS = math.log(2.0)
 
-# The course's interpolation figure: 7 intermediate points between two latents, i.e. 9 points
-# counting both endpoints; pass this as ``steps`` to ``interpolate_latents``.
-COURSE_INTERPOLATION_STEPS = 9
-
-INTERPOLATION_METHODS = ("linear", "slerp", "cdf")
-
-
 @dataclass(frozen=True)
-class GANConfig:
+class GANConfig(ModelConfig):
     latent_dim: int = 100  # size of z ~ N(0, I); seed §2.1 calls it d
     hidden_dim: int = 128  # generator's first hidden width h; it doubles three times to 8h = 1024
     data_dim: int = 784  # flattened 28x28 image
     negative_slope: float = 0.2  # LeakyReLU slope in both networks (seed §2.5: alpha = 0.2)
     dropout: float = 0.3  # dropout after each hidden layer of the discriminator (seed §2.5)
 
-    def __post_init__(self):
-        for name in ("latent_dim", "hidden_dim", "data_dim"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ValueError(f"GANConfig.{name} must be a positive integer, got {value!r}")
-        if not 0.0 <= self.negative_slope < 1.0:
-            raise ValueError(f"GANConfig.negative_slope must be in [0, 1), got {self.negative_slope!r}")
-        if not 0.0 <= self.dropout < 1.0:
-            raise ValueError(f"GANConfig.dropout must be in [0, 1), got {self.dropout!r}")
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "GANConfig":
-        unknown = set(d) - set(cls.__dataclass_fields__)
-        if unknown:
-            raise ValueError(f"unknown GAN option(s): {sorted(unknown)}")
-        return cls(**d)
+    KIND = "GAN"
+    POSITIVE_INTS = ("latent_dim", "hidden_dim", "data_dim")
+    UNIT_INTERVAL = ("negative_slope", "dropout")
 
 
 def to_tanh_range(x: torch.Tensor) -> torch.Tensor:
@@ -111,6 +91,8 @@ class Discriminator(nn.Module):
 
 
 class GAN(nn.Module):
+    CONFIG = GANConfig
+
     def __init__(self, config: GANConfig | None = None, **kwargs):
         super().__init__()
         if config is not None and kwargs:
@@ -175,7 +157,7 @@ class GAN(nn.Module):
         return {**stats, "g_loss": stats_g["g_loss"]}
 
     @torch.inference_mode()
-    def generate(self, z: torch.Tensor) -> torch.Tensor:
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
         """Images (B, 1, 28, 28) in [0, 1] for given latents z (B, Z), batch norm in eval mode."""
         was_training = self.generator.training
         self.generator.eval()  # running statistics: a sample must not depend on its batch-mates
@@ -187,7 +169,7 @@ class GAN(nn.Module):
     @torch.inference_mode()
     def sample(self, n: int, *, generator: torch.Generator | None = None) -> torch.Tensor:
         """n images (n, 1, 28, 28) in [0, 1] from z ~ N(0, I)."""
-        return self.generate(self._noise(n, generator))
+        return self.decode(self._noise(n, generator))
 
     def describe(self) -> dict:
         return {"class": "GAN", **asdict(self.config)}
@@ -199,52 +181,6 @@ def make_optimizers(gan: GAN, *, lr: float = 5e-4, betas: tuple[float, float] = 
     opt_d = torch.optim.Adam(gan.discriminator.parameters(), lr=lr, betas=betas)
     opt_g = torch.optim.Adam(gan.generator.parameters(), lr=lr, betas=betas)
     return opt_d, opt_g
-
-
-def interpolate_latents(z0: torch.Tensor, z1: torch.Tensor, steps: int, method: str = "linear") -> torch.Tensor:
-    """``steps`` equally spaced points from z0 to z1, both endpoints included: (steps, *z0.shape).
-
-    ``steps`` counts the endpoints: the course's "7 steps between two points" is ``steps=9``
-    (``COURSE_INTERPOLATION_STEPS``). Row 0 is exactly z0 and row ``steps - 1`` exactly z1.
-    Works for any latent shape (vectors for the VAE and GAN, images for the flow).
-
-    Methods, for a standard-normal prior:
-      - ``linear``: (1 - t) z0 + t z1. Midpoints have smaller norm than typical prior samples.
-      - ``slerp``: along the great circle (White 2016, arXiv:1609.04468); keeps the norm when
-        |z0| = |z1|. Antipodal endpoints have no unique circle and raise ``ValueError``.
-      - ``cdf``: the seed's §2.7: linear in u = Phi(z) on the unit cube, mapped back with
-        Phi^-1, so every point is a plausible N(0, I) draw coordinate-wise.
-    Computed in float64 and returned in z0's dtype and device.
-    """
-    if method not in INTERPOLATION_METHODS:
-        raise ValueError(f"unknown interpolation method {method!r}; use one of {INTERPOLATION_METHODS}")
-    if not isinstance(steps, int) or steps < 2:
-        raise ValueError(f"steps counts both endpoints and must be an integer >= 2, got {steps!r}")
-    if z0.shape != z1.shape:
-        raise ValueError(f"endpoints differ in shape: {tuple(z0.shape)} vs {tuple(z1.shape)}")
-    a, b = z0.detach().double().flatten(), z1.detach().double().flatten()  # (D,)
-    t = torch.linspace(0.0, 1.0, steps, dtype=torch.float64, device=a.device)[:, None]  # (S, 1)
-
-    if method == "linear":
-        path = (1 - t) * a + t * b  # (S, D)
-    elif method == "slerp":
-        norms = a.norm() * b.norm()
-        if norms == 0:
-            raise ValueError("slerp needs non-zero endpoints")
-        omega = torch.arccos((a @ b / norms).clamp(-1.0, 1.0))
-        if math.sin(omega) < 1e-7:
-            if omega > 1.0:
-                raise ValueError("slerp is undefined for antipodal endpoints")
-            path = (1 - t) * a + t * b  # same direction: the great circle degenerates to the chord
-        else:
-            path = (torch.sin((1 - t) * omega) * a + torch.sin(t * omega) * b) / torch.sin(omega)
-    else:  # cdf
-        # Clamp keeps Phi^-1 finite where Phi(z) rounds to 0 or 1 (|z| > ~8.3 in float64).
-        u0, u1 = (torch.special.ndtr(v).clamp(1e-300, 1 - 1e-16) for v in (a, b))
-        path = torch.special.ndtri((1 - t) * u0 + t * u1)  # (S, D)
-
-    path[0], path[-1] = a, b  # exact endpoints, whatever the rounding above
-    return path.view(steps, *z0.shape).to(z0.dtype)
 
 
 class GANTrainer:

@@ -1,40 +1,51 @@
-"""One registry of the pipeline's self-describing model files.
+"""Loading the pipeline's self-describing model files, for every model in ``dgm.registry``.
 
 A model file (``model.pt``, ``classifier.pt``) holds ``{"model": model.describe(), "state_dict":
 ..., ...}`` where ``describe()`` returns ``{"class": <name>, **asdict(config)}``. ``load_model``
 rebuilds the network from that description and loads its weights, so evaluation code (sample
-quality, interpolation) works for any registered model through the verbs every model shares,
-``sample(n, generator=...)`` first. A new model is one ``MODELS`` line: its class name and a
-function from the description (without "class") to an untrained network.
+quality, likelihood, interpolation) works for any registered model through the verbs it shares
+(``GenerativeModel``). The class is found through ``dgm.registry``; nothing here names a model.
 """
 from __future__ import annotations
 
 import os
-from typing import Callable
+from typing import Protocol, runtime_checkable
 
 import torch
 from torch import nn
 
-from dgm.flow import RealNVP
-from dgm.gan import GAN, GANConfig
-from dgm.quality import Classifier, ClassifierConfig
-from dgm.vae import VAE, VAEConfig
+from dgm import registry
 
-MODELS: dict[str, Callable[[dict], nn.Module]] = {
-    "VAE": lambda d: VAE(VAEConfig.from_dict(d)),
-    "GAN": lambda d: GAN(GANConfig.from_dict(d)),
-    "RealNVP": RealNVP.from_description,  # checks describe()'s informational n_parameters
-    "Classifier": lambda d: Classifier(ClassifierConfig.from_dict(d)),
-}
+
+@runtime_checkable
+class GenerativeModel(Protocol):
+    """The verbs every registered model shares; capabilities add more (``dgm.registry``)."""
+
+    def sample(self, n: int, *, generator: torch.Generator | None = None) -> torch.Tensor: ...
+
+    def describe(self) -> dict: ...
+
+
+def model_class(name: str) -> type:
+    """The network class a model file's "class" names: a registered model's, or the FID classifier."""
+    spec = registry.by_class(name)
+    if spec is not None:
+        return spec.model_type()
+    if name == "Classifier":
+        from dgm.quality import Classifier
+
+        return Classifier
+    known = [s.model_class for s in registry.MODELS.values()] + ["Classifier"]
+    raise ValueError(f"unknown model class {name!r} in the model file; registered: {sorted(known)}")
 
 
 def build_model(description: dict) -> nn.Module:
     """An untrained network from a ``describe()`` dict; an unknown class raises ``ValueError``."""
     description = dict(description)
-    name = description.pop("class", None)
-    if name not in MODELS:
-        raise ValueError(f"unknown model class {name!r} in the model file; registered: {sorted(MODELS)}")
-    return MODELS[name](description)
+    cls = model_class(description.pop("class", None))
+    if hasattr(cls, "from_description"):  # checks informational keys such as a flow's n_parameters
+        return cls.from_description(description)
+    return cls(cls.CONFIG.from_dict(description))
 
 
 def from_checkpoint(ckpt: dict, device: torch.device | str = "cpu") -> nn.Module:

@@ -160,7 +160,8 @@ def plot_estimator_sweep(sweeps: dict[str, "pandas.DataFrame"], path: str | os.P
             ax.set_xscale("log")
             ax.set_ylabel("mean log p(x) (nats)")
             ax.grid(alpha=0.3, which="both")
-        top = max([s["mean"].max() for s in lines.values()] + list(refs.values()) + ([elbo] if elbo is not None else []))
+        extra = list(refs.values()) + ([elbo] if elbo is not None else [])
+        top = max([s["mean"].max() for s in lines.values()] + extra)
         low = elbo if elbo is not None else min(s["mean"].iloc[-1] for s in lines.values())
         span = max(top - low, 1.0)
         axes[1, col].set_ylim(low - 0.5 * span, top + 0.25 * span)
@@ -219,7 +220,8 @@ def plot_gan_curves(curves: dict[str, list["pandas.DataFrame"]], path: str | os.
     _save(fig, path)
 
 
-def save_interpolations(rows_by_method: dict[str, torch.Tensor], path: str | os.PathLike, *, suptitle: str = "") -> None:
+def save_interpolations(rows_by_method: dict[str, torch.Tensor], path: str | os.PathLike, *,
+                        suptitle: str = "") -> None:
     """Latent interpolations side by side, one panel per method (seed Fig. 6). Each entry is
     (rows, steps, 1, H, W) in [0, 1]: one interpolation per row, endpoints in the first and
     last column."""

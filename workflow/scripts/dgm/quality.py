@@ -25,34 +25,27 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from dgm.config import ModelConfig
+
 
 @dataclass(frozen=True)
-class ClassifierConfig:
+class ClassifierConfig(ModelConfig):
     channels1: int = 32  # filters of the first 3x3 convolution
     channels2: int = 64  # filters of the second 3x3 convolution
     hidden_dim: int = 128  # penultimate width: the FID feature dimension
     dropout: float = 0.5  # before the last layer; features are read before it, in eval mode
     num_classes: int = 10  # digits
 
-    def __post_init__(self):
-        for name in ("channels1", "channels2", "hidden_dim", "num_classes"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ValueError(f"ClassifierConfig.{name} must be a positive integer, got {value!r}")
-        if not 0.0 <= self.dropout < 1.0:
-            raise ValueError(f"ClassifierConfig.dropout must be in [0, 1), got {self.dropout!r}")
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "ClassifierConfig":
-        unknown = set(d) - set(cls.__dataclass_fields__)
-        if unknown:
-            raise ValueError(f"unknown classifier option(s): {sorted(unknown)}")
-        return cls(**d)
+    KIND = "classifier"
+    POSITIVE_INTS = ("channels1", "channels2", "hidden_dim", "num_classes")
+    UNIT_INTERVAL = ("dropout",)
 
 
 class Classifier(nn.Module):
     """conv3x3(32)-pool-conv3x3(64)-pool-fc(128)-fc(10). A pool after each convolution (rather
     than one after both) quarters the second convolution's cost, which dominates on a CPU."""
+
+    CONFIG = ClassifierConfig
 
     def __init__(self, config: ClassifierConfig | None = None, **kwargs):
         super().__init__()

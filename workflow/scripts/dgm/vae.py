@@ -6,64 +6,42 @@ z -> 500 -> 784 Bernoulli logits, standard-normal prior, closed-form Gaussian KL
 
 Interface shared by the latent-variable estimators (``dgm.estimators``):
 ``encode(x) -> (mu, logvar)``, ``log_likelihood(x, z) -> log p(x|z)`` summed over pixels,
-``latent_dim``; and by every model: ``sample(n, generator=...)`` returning images in [0, 1].
+``latent_dim``; by every model: ``sample(n, generator=...)`` returning images in [0, 1]; and by every
+decoder model: ``decode(z)``, images in [0, 1] (``logits(z)`` gives the Bernoulli logits behind them).
 """
 from __future__ import annotations
 
-import math
 from dataclasses import asdict, dataclass
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-LOG_2PI = math.log(2 * math.pi)
+from dgm.config import ModelConfig
+from dgm.distributions import (  # noqa: F401  (re-exported: the Gaussian helpers lived here)
+    LOG_2PI,
+    bernoulli_log_likelihood,
+    gaussian_kl_standard_normal,
+    log_normal_diag,
+    log_standard_normal,
+)
 
 
 @dataclass(frozen=True)
-class VAEConfig:
+class VAEConfig(ModelConfig):
     latent_dim: int = 20  # size of z; the seed study uses 2 and 20
     hidden_dim: int = 500  # width of the single hidden layer on both sides
     data_dim: int = 784  # flattened 28x28 image
 
-    def __post_init__(self):
-        for name in ("latent_dim", "hidden_dim", "data_dim"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or value < 1:
-                raise ValueError(f"VAEConfig.{name} must be a positive integer, got {value!r}")
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "VAEConfig":
-        unknown = set(d) - set(cls.__dataclass_fields__)
-        if unknown:
-            raise ValueError(f"unknown VAE option(s): {sorted(unknown)}")
-        return cls(**d)
-
-
-def gaussian_kl_standard_normal(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
-    """KL(N(mu, diag exp(logvar)) || N(0, I)) summed over the last axis (seed eq. 15/25)."""
-    return 0.5 * (logvar.exp() + mu.pow(2) - 1.0 - logvar).sum(-1)
-
-
-def log_normal_diag(z: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
-    """log N(z; mu, diag exp(logvar)), summed over the last axis."""
-    return -0.5 * (LOG_2PI + logvar + (z - mu).pow(2) / logvar.exp()).sum(-1)
-
-
-def log_standard_normal(z: torch.Tensor) -> torch.Tensor:
-    """log N(z; 0, I), summed over the last axis."""
-    return -0.5 * (LOG_2PI + z.pow(2)).sum(-1)
-
-
-def bernoulli_log_likelihood(x: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
-    """log Bern(x; sigmoid(logits)) summed over the last axis, stable for any logits."""
-    return -F.binary_cross_entropy_with_logits(logits, x.expand_as(logits), reduction="none").sum(-1)
+    KIND = "VAE"
+    POSITIVE_INTS = ("latent_dim", "hidden_dim", "data_dim")
 
 
 class VAE(nn.Module):
+    CONFIG = VAEConfig  # the options dataclass; a subclass (dgm.iwae.IWAE) swaps in its own
+
     def __init__(self, config: VAEConfig | None = None, **kwargs):
         super().__init__()
-        self.config = config or VAEConfig.from_dict(kwargs)
+        self.config = config or self.CONFIG.from_dict(kwargs)
         c = self.config
         self.latent_dim = c.latent_dim
         self.encoder = nn.Sequential(nn.Linear(c.data_dim, c.hidden_dim), nn.ReLU())
@@ -77,12 +55,12 @@ class VAE(nn.Module):
         h = self.encoder(x)  # (B, H)
         return self.enc_mu(h), self.enc_logvar(h)  # (B, Z) each
 
-    def decode(self, z: torch.Tensor) -> torch.Tensor:
+    def logits(self, z: torch.Tensor) -> torch.Tensor:
         return self.decoder(z)  # (..., 784) Bernoulli logits
 
     def log_likelihood(self, x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
         """log p(x|z) for binary x (B, 784) and z (..., B, Z) -> (..., B)."""
-        logits = self.decode(z)  # (..., B, 784)
+        logits = self.logits(z)  # (..., B, 784)
         if torch.is_grad_enabled():
             return bernoulli_log_likelihood(x, logits)
         # Evaluation, the estimators' hot path (K x B rows): per pixel log sigmoid(t), t = (2x - 1) logits,
@@ -113,18 +91,18 @@ class VAE(nn.Module):
             raise ValueError(f"unknown sample mode {mode!r}; use 'mean' or 'bernoulli'")
         device = next(self.parameters()).device
         z = torch.randn(n, self.latent_dim, generator=generator, device=device)
-        probs = torch.sigmoid(self.decode(z))  # (n, 784)
+        probs = torch.sigmoid(self.logits(z))  # (n, 784)
         if mode == "bernoulli":
             probs = torch.bernoulli(probs, generator=generator)
         return probs.view(n, 1, 28, 28)
 
     @torch.inference_mode()
-    def decode_mean(self, z: torch.Tensor) -> torch.Tensor:
-        """Decoder means for given latents, as images (B, 1, 28, 28); used for the manifold."""
-        return torch.sigmoid(self.decode(z)).view(-1, 1, 28, 28)
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        """Decoder means for latents z (B, Z), as images (B, 1, 28, 28) in [0, 1]: manifold, interpolation."""
+        return torch.sigmoid(self.logits(z)).view(-1, 1, 28, 28)
 
     def describe(self) -> dict:
-        return {"class": "VAE", **asdict(self.config)}
+        return {"class": type(self).__name__, **asdict(self.config)}
 
 
 class VAETrainer:

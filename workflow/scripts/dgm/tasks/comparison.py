@@ -1,13 +1,12 @@
-"""The report's closing section: the three models side by side, and the seed study's reported
-values beside this run's."""
+"""The report's closing section: every trained model side by side, and the seed study's reported
+values beside this run's. Which likelihood a model gets follows its capabilities (dgm.registry):
+importance sampling for latent-variable models, the dequantisation bound for density models."""
 from __future__ import annotations
 
 from pathlib import Path
 
+from dgm import registry
 from dgm.seed_study import REPORTED
-
-MODEL_NAMES = {"vae": "VAE", "gan": "GAN", "flow": "RealNVP"}
-DATA_MODELLED = {"vae": "binarised pixels", "gan": "grey levels", "flow": "8-bit pixels"}
 
 
 def train_seconds(benchmarks: list[str], key: dict) -> float | None:
@@ -27,20 +26,21 @@ def run_summaries(inputs: dict[str, list[str]]) -> list[dict]:
     from dgm.tasks.report import by_run, model_records, read_csv
 
     likelihood = {  # (model, latent, seed) -> {"nll": nats, "nll_stderr", "bpd", "method"}
-        **{run: {"nll": t["test_nll"], "nll_stderr": t["test_nll_stderr"], "bpd": t["test_nll_bpd"],
-                 "method": f"importance sampling, K = {t['k']}"}
-           for run, t in by_run(inputs.get("likelihood_tests", [])).items()},
-        **{run: {"nll": t["test_nll"], "nll_stderr": t["test_nll_stderr"], "bpd": t["test_bpd"],
-                 "method": f"dequantisation bound, K = {t['k']}"}
-           for run, t in by_run(inputs.get("flow_tests", [])).items()},
+        run: {"nll": t["test_nll"], "nll_stderr": t["test_nll_stderr"], "bpd": t["test_nll_bpd"],
+              "method": f"importance sampling, K = {t['k']}"}
+        for run, t in by_run(inputs.get("likelihood_tests", [])).items()
     }
+    density_tests = [p for name in registry.names("density") for p in inputs.get(f"{name}_tests", [])]
+    for run, t in by_run(density_tests).items():
+        likelihood[run] = {"nll": t["test_nll"], "nll_stderr": t["test_nll_stderr"], "bpd": t["test_bpd"],
+                           "method": f"dequantisation bound, K = {t['k']}"}
     quality = {run: max(q["evaluations"], key=lambda e: e["epoch"])
                for run, q in by_run(inputs.get("quality_runs", [])).items()}
-    last_epoch = by_run([p for name in ("vae_metrics", "gan_metrics", "flow_metrics") for p in inputs.get(name, [])],
+    last_epoch = by_run([p for name in registry.MODELS for p in inputs.get(f"{name}_metrics", [])],
                         read=lambda p: read_csv(p)[-1])
 
     out = []
-    for record in (r for m in MODEL_NAMES for r in model_records(inputs, m)):
+    for record in (r for m in registry.MODELS for r in model_records(inputs, m)):
         run = (record["model"], record["latent"], record["seed"])
         q = quality.get(run, {})
         out.append({
@@ -59,16 +59,17 @@ def report_section(inputs: dict[str, list[str]]) -> dict | None:
     runs = run_summaries(inputs)
     if not runs:
         return None
-    order = {m: i for i, m in enumerate(MODEL_NAMES)}
+    order = {m: i for i, m in enumerate(registry.MODELS)}
     for r in runs:
         r["order"] = order[r["model"]]
     rows = []
     for (_, model, latent), col in by_setting(runs, "order", "model", "latent"):
-        rows.append([MODEL_NAMES[model], latent, seeds_label(col["seed"]), DATA_MODELLED[model],
+        spec = registry.get(model)
+        rows.append([spec.title, latent, seeds_label(col["seed"]), spec.data_modelled,
                      seed_cell(col["nll"], errors=col["nll_stderr"]), seed_cell(col["bpd"], 3),
                      seed_cell(col["fid"]), seed_cell(col["parzen"], 1, errors=col["parzen_stderr"]),
                      seed_cell(col["parameters"]), seed_cell(col["epochs"]), seed_cell(col["train_seconds"], 0)])
-    methods = sorted({f"{MODEL_NAMES[r['model']]}: {r['method']}" for r in runs if r["method"]})
+    methods = sorted({f"{registry.get(r['model']).title}: {r['method']}" for r in runs if r["method"]})
 
     seed_rows = []
     for reported in REPORTED:
@@ -76,7 +77,7 @@ def report_section(inputs: dict[str, list[str]]) -> dict | None:
         if ours:
             shown = reported.shown if f"{reported.value:g}" in reported.shown else \
                 f"{reported.shown} = {fmt(reported.value, 3)}"
-            seed_rows.append([MODEL_NAMES[reported.model], reported.quantity, shown, seed_cell(ours, 3),
+            seed_rows.append([registry.get(reported.model).title, reported.quantity, shown, seed_cell(ours, 3),
                               reported.source])
     tables = [{
         "caption": "The three models on this run's test set: negative log-likelihood in nats per image (± one "

@@ -11,6 +11,7 @@ import time
 import torch
 
 from dgm import data, io, plotting, training
+from dgm.entry import training_settings
 from dgm.estimators import evaluate_in_batches
 from dgm.flow import FlowConfig, FlowTrainer, RealNVP
 from dgm.models import load_model
@@ -79,6 +80,13 @@ def train_flow(
     return rows
 
 
+def train(*, spec, cfg: dict, latent_dim: int, seed: int, device: str, snapshot_epochs: list[int], **paths
+          ) -> list[dict]:
+    """The training rule of the flow, from its config section ``flow:`` (its latent size is the data's)."""
+    return train_flow(**paths, **training_settings(cfg), **{k: cfg[k] for k in ("n_blocks", "hidden_dim", "alpha",
+                      "learned_scale", "grad_clip")}, seed=seed, sample_epochs=snapshot_epochs, device=device)
+
+
 def load_flow(model_path: str | os.PathLike, device="cpu") -> RealNVP:
     return load_model(model_path, device, expect=RealNVP)
 
@@ -121,16 +129,16 @@ def evaluate_flow(*, model_path: str, splits_path: str, output_path: str, k: int
 def prior_interpolations(model: RealNVP, *, rows: int, steps: int, method: str = "cdf",
                          generator: torch.Generator | None = None) -> torch.Tensor:
     """Seed Fig. 9 (like its GAN Fig. 6): rows + 1 prior draws z_0..z_rows; row i walks from z_i to
-    z_{i+1} in ``steps`` points (``dgm.gan.interpolate_latents``), decoded to images
+    z_{i+1} in ``steps`` points (``dgm.distributions.interpolate_latents``), decoded to images
     (rows * steps, 1, 28, 28) in [0, 1]."""
-    from dgm.gan import interpolate_latents
+    from dgm.distributions import interpolate_latents
 
     if not isinstance(rows, int) or rows < 1:
         raise ValueError(f"rows must be a positive integer, got {rows!r}")
     mask = model.flow.transforms[0].mask
     z = torch.randn(rows + 1, model.data_dim, generator=generator, device=mask.device, dtype=mask.dtype)
     paths = torch.cat([interpolate_latents(z[i], z[i + 1], steps, method) for i in range(rows)])  # (R*S, D)
-    return (model.decode(paths) / 255).view(rows * steps, *model.image_shape)
+    return model.decode(paths).view(rows * steps, *model.image_shape)
 
 
 def plot_interpolations(*, model_path: str, output_path: str, rows: int, steps: int, method: str, seed: int) -> None:
@@ -140,29 +148,29 @@ def plot_interpolations(*, model_path: str, output_path: str, rows: int, steps: 
     plotting.save_grid(images, output_path, nrow=steps, title=f"RealNVP: interpolations in z ({method})", vector=True)
 
 
-def report_section(inputs: dict[str, list[str]]) -> dict | None:
+def report_section(inputs: dict[str, list[str]], spec=None) -> dict | None:
     """The flow section of the report: bits/dim (over the seeds) beside the seed's value, Fig. 7-9."""
-    from dgm.tasks.report import (SEEDS_NOTE, by_setting, captioned_figures, curve_summary, model_records, read_json,
-                                  seed_cell, seeds_label)
+    from dgm.tasks import report as rep
 
     if not inputs.get("flow_metrics"):
         return None
-    runs = [{**read_json(test_path), **curve_summary(metrics_path, best="valid_bpd")}
+    runs = [{**rep.read_json(test_path), **rep.curve_summary(metrics_path, best="valid_bpd")}
             for metrics_path, test_path in zip(inputs["flow_metrics"], inputs["flow_tests"])]
-    ((_, col),) = by_setting(runs, "latent")
-    row = [seeds_label(col["seed"]), seed_cell(col["epochs"]), seed_cell(col["train_bpd"], 3),
-           seed_cell(col["valid_bpd"], 3), seed_cell(col["best_valid"], 3),
-           seed_cell(col["test_bpd"], 3, errors=col["test_bpd_stderr"]), seed_cell(col["k"]),
-           seed_cell(col["test_nll"], 1), seed_cell(col["parameters"]), seed_cell(col["s_epoch"], 1)]
+    ((_, col),) = rep.by_setting(runs, "latent")
+    row = [rep.seeds_label(col["seed"]), rep.seed_cell(col["epochs"]), rep.seed_cell(col["train_bpd"], 3),
+           rep.seed_cell(col["valid_bpd"], 3), rep.seed_cell(col["best_valid"], 3),
+           rep.seed_cell(col["test_bpd"], 3, errors=col["test_bpd_stderr"]), rep.seed_cell(col["k"]),
+           rep.seed_cell(col["test_nll"], 1), rep.seed_cell(col["parameters"]), rep.seed_cell(col["s_epoch"], 1)]
     captions = {
         "flow_bpd": "Training and validation bits per dimension per epoch (seed Fig. 7), with several seeds their "
-                    f"mean and a ± one SD band; the dashed line is the seed's final validation value, {FLOW_VALID_BPD}.",
+                    "mean and a ± one SD band; the dashed line is the seed's final validation value, "
+                    f"{FLOW_VALID_BPD}.",
         "flow_samples": "16 samples from the flow at the configured epochs, the same prior draws at every epoch "
                         "(seed Fig. 8).",
         "flow_interpolation": "Interpolations in the flow's latent space between random prior draws, each row "
                               "starting where the previous one ended (seed Fig. 9).",
     }
-    record = model_records(inputs, "flow")[0]
+    record = rep.model_records(inputs, "flow")[0]
     d, opts = record["description"], record["options"]
     return {
         "id": "flow",
@@ -183,11 +191,11 @@ def report_section(inputs: dict[str, list[str]]) -> dict | None:
         ],
         "tables": [{
             "caption": f"RealNVP: bits per dimension at the last epoch; test ± one standard error over images "
-                       f"({SEEDS_NOTE}). Seed: {FLOW_VALID_BPD} validation after 40 epochs; course target "
+                       f"({rep.SEEDS_NOTE}). Seed: {FLOW_VALID_BPD} validation after 40 epochs; course target "
                        f"< {COURSE_TARGET_BPD}",
             "header": ["seeds", "epochs", "train bpd", "valid bpd", "best valid bpd", "test bpd", "K",
                        "test NLL (nats)", "parameters", "s/epoch"],
             "rows": [row],
         }],
-        "figures": captioned_figures(inputs.get("flow_figures", []), captions),
+        "figures": rep.captioned_figures(inputs.get("flow_figures", []), captions),
     }

@@ -8,7 +8,9 @@ import time
 import torch
 
 from dgm import data, plotting, training
-from dgm.gan import EQUILIBRIUM_D_LOSS, EQUILIBRIUM_G_LOSS, GAN, GANConfig, GANTrainer, interpolate_latents
+from dgm.distributions import interpolate_latents
+from dgm.entry import training_settings
+from dgm.gan import EQUILIBRIUM_D_LOSS, EQUILIBRIUM_G_LOSS, GAN, GANConfig, GANTrainer
 from dgm.models import load_model
 from dgm.results import metrics_by_latent
 from dgm.tasks.common import check_sample_epochs, finish_training, log_training_start, resume_path
@@ -82,6 +84,12 @@ def train_gan(
     return rows
 
 
+def train(*, spec, cfg: dict, latent_dim: int, seed: int, device: str, **paths) -> list[dict]:
+    """The training rule of the GAN, from its config section ``gan:``."""
+    return train_gan(**paths, **training_settings(cfg), latent_dim=latent_dim, hidden_dim=cfg["hidden_dim"],
+                     betas=cfg["betas"], seed=seed, device=device)
+
+
 def plot_curves(*, metrics_paths: list[str], output_path: str) -> None:
     """Losses and discriminator outputs over training, one column per latent size, mean and band
     over the seeds (seed Fig. 5)."""
@@ -99,7 +107,7 @@ def interpolation_rows(model: GAN, *, rows: int, steps: int, methods: list[str],
     out = {}
     for method in methods:
         z = torch.stack([interpolate_latents(ends[i], ends[i + 1], steps, method) for i in range(rows)])  # (R, S, Z)
-        out[method] = model.generate(z.flatten(0, 1)).view(rows, steps, 1, 28, 28).cpu()
+        out[method] = model.decode(z.flatten(0, 1)).view(rows, steps, 1, 28, 28).cpu()
     return out
 
 
@@ -113,25 +121,24 @@ def plot_interpolation(*, model_path: str, output_path: str, rows: int, steps: i
                                  f"{steps - 2} steps between endpoints")
 
 
-def report_section(inputs: dict[str, list[str]]) -> dict | None:
+def report_section(inputs: dict[str, list[str]], spec=None) -> dict | None:
     """The GAN section of the report: per-run table of the last epoch and the seed's Fig. 4-6."""
-    from dgm.tasks.report import (SEEDS_NOTE, by_setting, captioned_figures, curve_summary, model_records, seed_cell,
-                                  seeds_label)
+    from dgm.tasks import report as rep
 
     if not inputs.get("gan_metrics"):
         return None
-    records = {(r["latent"], r["seed"]): r for r in model_records(inputs, "gan")}
+    records = {(r["latent"], r["seed"]): r for r in rep.model_records(inputs, "gan")}
     runs = []
     for metrics_path in inputs["gan_metrics"]:
-        run = curve_summary(metrics_path)
+        run = rep.curve_summary(metrics_path)
         record = records[(run["latent"], run["seed"])]
         runs.append({**run, "parameters": record["parameters"], "generator": record["parts"]["generator"]})
     rows = []
-    for (latent,), col in by_setting(runs, "latent"):
-        rows.append([latent, seeds_label(col["seed"]), seed_cell(col["epoch"]),
-                     *[seed_cell(col[k], 3) for k in ("train_d_loss", "train_g_loss", "train_d_real", "train_d_fake",
-                                                      "valid_d_real", "valid_d_fake")],
-                     seed_cell(col["generator"]), seed_cell(col["parameters"]), seed_cell(col["s_epoch"])])
+    for (latent,), col in rep.by_setting(runs, "latent"):
+        rows.append([latent, rep.seeds_label(col["seed"]), rep.seed_cell(col["epoch"]),
+                     *[rep.seed_cell(col[k], 3) for k in ("train_d_loss", "train_g_loss", "train_d_real",
+                                                          "train_d_fake", "valid_d_real", "valid_d_fake")],
+                     rep.seed_cell(col["generator"]), rep.seed_cell(col["parameters"]), rep.seed_cell(col["s_epoch"])])
     captions = {  # in the seed's order: Fig. 4, 5, 6
         "gan_samples": "25 samples at the configured epochs, from the same noise at every epoch (seed Fig. 4).",
         "gan_curves": "Discriminator and generator losses per epoch (with several seeds their mean and a ± one SD "
@@ -167,11 +174,11 @@ def report_section(inputs: dict[str, list[str]]) -> dict | None:
             "fixed noise draw in evaluation mode.",
         ],
         "tables": [{
-            "caption": f"GAN: losses (nats) and mean discriminator outputs at the last epoch ({SEEDS_NOTE}); "
+            "caption": f"GAN: losses (nats) and mean discriminator outputs at the last epoch ({rep.SEEDS_NOTE}); "
                        "parameters of the generator and of both networks",
             "header": ["z", "seeds", "epochs", "L_D", "L_G", "D(x)", "D(G(z))", "valid D(x)", "valid D(G(z))",
                        "G parameters", "parameters", "s/epoch"],
             "rows": rows,
         }],
-        "figures": captioned_figures(inputs.get("gan_figures", []), captions),
+        "figures": rep.captioned_figures(inputs.get("gan_figures", []), captions),
     }

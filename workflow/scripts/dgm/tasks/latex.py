@@ -33,7 +33,8 @@ def compile_pdf(tex_path: str | Path, pdf_path: str | Path, *, timeout: float = 
     latex_log = pdf_path.with_suffix(".log")
     log_text = latex_log.read_text(errors="replace") if latex_log.exists() else ""
     if proc.returncode != 0:
-        errors = [line for line in log_text.splitlines() if line.startswith("!") or ":" in line and "error" in line.lower()]
+        errors = [line for line in log_text.splitlines()
+                  if line.startswith("!") or ":" in line and "error" in line.lower()]
         raise RuntimeError(f"latexmk failed on {tex_path} (exit {proc.returncode}):\n" + "\n".join(errors[:20])
                            + f"\n--- latexmk output (tail) ---\n{proc.stdout[-3000:]}")
     problems = sorted(set(m.group(0) for m in PROBLEMS.finditer(log_text)))

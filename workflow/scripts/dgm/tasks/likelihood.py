@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from dgm import data, estimators, io, training
+from dgm import data, estimators, io, registry, training
 from dgm.tasks.vae import load_vae
 
 log = logging.getLogger("dgm")
@@ -69,8 +69,9 @@ def test_nll(*, model_path: str, splits_path: str, output_path: str, k: int, bat
     dev = training.select_device(device)
     model = load_vae(model_path, dev)
     x = test_images(splits_path, dev)
-    log.info("test NLL of a z = %d VAE on %d test images: K = %d, batches of %d, chunks of %s samples, %s, "
-             "%d threads", model.latent_dim, len(x), k, batch_size, chunk_size, dev, torch.get_num_threads())
+    log.info("test NLL of a z = %d %s on %d test images: K = %d, batches of %d, chunks of %s samples, %s, "
+             "%d threads", model.latent_dim, type(model).__name__, len(x), k, batch_size, chunk_size, dev,
+             torch.get_num_threads())
 
     def per_batch(batch, i):
         terms = estimators.elbo(model, batch, generator=_generator(seed, "test_nll", "elbo", 0, i))
@@ -86,7 +87,7 @@ def test_nll(*, model_path: str, splits_path: str, output_path: str, k: int, bat
     nll, nll_se = estimators.mean_and_stderr(v["nll"])
     gap, gap_se = estimators.mean_and_stderr(v["nelbo"] - v["nll"])  # paired: the same images
     result = {
-        "model": "vae",
+        "model": registry.by_class(type(model).__name__).name,
         "latent_dim": model.latent_dim,
         "n_test": len(x),
         "k": k,
@@ -127,8 +128,8 @@ def estimator_sweep(*, model_path: str, splits_path: str, output_path: str, ks: 
     model = load_vae(model_path, dev)
     x = test_images(splits_path, dev, n=n_images)
     z = model.latent_dim
-    log.info("estimator sweep of a z = %d VAE on %d test images: K in %s, %d repeats, %s", z, len(x), ks,
-             repeats, dev)
+    log.info("estimator sweep of a z = %d %s on %d test images: K in %s, %d repeats, %s", z, type(model).__name__,
+             len(x), ks, repeats, dev)
     rows = []
 
     def row(estimator, k, repeat, values, timing):
@@ -175,8 +176,8 @@ def quadrature(*, model_path: str, splits_path: str, output_path: str, n_images:
     if model.latent_dim != 2:
         raise ValueError(f"quadrature is the z = 2 reference; this model has latent_dim={model.latent_dim}")
     x = test_images(splits_path, dev, n=n_images, dtype=torch.float64)
-    log.info("quadrature log p(x) of a z = 2 VAE on %d test images, float64: %d points per dimension, %d levels, "
-             "tolerance %g nats, %s", len(x), points_per_dim, levels, tol, dev)
+    log.info("quadrature log p(x) of a z = 2 %s on %d test images, float64: %d points per dimension, %d levels, "
+             "tolerance %g nats, %s", type(model).__name__, len(x), points_per_dim, levels, tol, dev)
 
     def per_batch(batch, i):
         log_px, info = estimators.quadrature_log_px(
@@ -249,21 +250,36 @@ def plot_sweeps(*, sweep_paths: list[str], quadrature_paths: list[str], output_p
 
 def report_section(inputs: dict[str, list[str]]) -> dict | None:
     """The likelihood section of the report: test NLL per run, the estimator sweep, quadrature, KL examples."""
-    from dgm.tasks.report import (SEEDS_NOTE, by_setting, fmt, fmt_pm, read_csv, read_json, run_key, seed_cell,
-                                  seeds_label)
+    from dgm.tasks.report import (
+        SEEDS_NOTE,
+        by_setting,
+        fmt,
+        fmt_pm,
+        read_csv,
+        read_json,
+        run_key,
+        seed_cell,
+        seeds_label,
+    )
 
     if not inputs.get("likelihood_tests"):
         return None
+    order = {name: i for i, name in enumerate(registry.MODELS)}
+    title = {name: spec.title for name, spec in registry.MODELS.items()}
+    runs = [{**run_key(p), **read_json(p)} for p in inputs["likelihood_tests"]]
+    for r in runs:
+        r["order"] = order[r["model"]]
     test_rows = []
-    for (latent,), col in by_setting([{**run_key(p), **read_json(p)} for p in inputs["likelihood_tests"]], "latent"):
-        test_rows.append([latent, seeds_label(col["seed"]), seed_cell(col["k"]),
+    for (_, model, latent), col in by_setting(runs, "order", "model", "latent"):
+        test_rows.append([title[model], latent, seeds_label(col["seed"]), seed_cell(col["k"]),
                           seed_cell(col["test_nelbo"], errors=col["test_nelbo_stderr"]),
                           seed_cell(col["test_nll"], errors=col["test_nll_stderr"]),
-                          seed_cell(col["test_gap"], errors=col["test_gap_stderr"]), seed_cell(col["test_nelbo_bpd"], 4),
-                          seed_cell(col["test_nll_bpd"], 4), seed_cell(col["ess_mean"], 1), seed_cell(col["seconds"], 0),
+                          seed_cell(col["test_gap"], errors=col["test_gap_stderr"]),
+                          seed_cell(col["test_nelbo_bpd"], 4), seed_cell(col["test_nll_bpd"], 4),
+                          seed_cell(col["ess_mean"], 1), seed_cell(col["seconds"], 0),
                           seed_cell(col["cpu_seconds"], 0)])
 
-    quad = {(run_key(p)["seed"]): read_json(p) for p in inputs.get("likelihood_quadrature", [])}
+    quad = {(run_key(p)["model"], run_key(p)["seed"]): read_json(p) for p in inputs.get("likelihood_quadrature", [])}
     sweep_rows, ks, n_images = [], [], None
     for path in inputs.get("likelihood_sweeps", []):
         key, rows = run_key(path), read_csv(path)
@@ -277,16 +293,17 @@ def report_section(inputs: dict[str, list[str]]) -> dict | None:
                 cells.append(fmt_pm(float(values.mean()), float(sd)))
             if estimator == "elbo":
                 cells = cells * len(ks)  # one value, independent of K
-            sweep_rows.append([key["latent"], key["seed"], LABELS[estimator], *cells])
-        if key["latent"] == 2 and key["seed"] in quad:
-            q = quad[key["seed"]]
-            sweep_rows.append([2, key["seed"], f"quadrature (largest error {q['max_error']:.1e})",
+            sweep_rows.append([title[key["model"]], key["latent"], key["seed"], LABELS[estimator], *cells])
+        if key["latent"] == 2 and (key["model"], key["seed"]) in quad:
+            q = quad[(key["model"], key["seed"])]
+            sweep_rows.append([title[key["model"]], 2, key["seed"], f"quadrature (largest error {q['max_error']:.1e})",
                                *[fmt(q["log_px"])] * len(ks)])
 
     tables = [{
-        "caption": "VAE: test negative log-likelihood (nats per image) by importance sampling with K samples, "
+        "caption": "Test negative log-likelihood (nats per image) by importance sampling with K samples, "
                    f"against the negative ELBO (± one standard error over the test images; {SEEDS_NOTE})",
-        "header": ["z", "seeds", "K", "test −ELBO", "IS NLL", "−ELBO − NLL", "−ELBO bpd", "NLL bpd", "mean ESS",
+        "header": ["model", "z", "seeds", "K", "test −ELBO", "IS NLL", "−ELBO − NLL", "−ELBO bpd", "NLL bpd",
+                   "mean ESS",
                    "seconds", "CPU s"],
         "rows": test_rows,
     }]
@@ -294,7 +311,7 @@ def report_section(inputs: dict[str, list[str]]) -> dict | None:
         tables.append({
             "caption": f"Mean log p(x) (nats) on the first {n_images} test images against the number of samples K "
                        "(mean ± SD over independent repeats)",
-            "header": ["z", "seed", "estimator", *[f"K = {k}" for k in ks]],
+            "header": ["model", "z", "seed", "estimator", *[f"K = {k}" for k in ks]],
             "rows": sweep_rows,
         })
     if inputs.get("kl_examples"):
@@ -318,7 +335,8 @@ def report_section(inputs: dict[str, list[str]]) -> dict | None:
         "paragraphs": [
             "The seed's §1.4 estimates log p(x) = log E_p(z)[p(x|z)] by naive Monte Carlo from the prior and argues "
             "it needs exponentially many samples in the latent size; §1.6-1.7 explain why the ELBO is a lower bound. "
-            "Here both are measured on the trained VAEs. Importance sampling with the encoder's q(z|x) as proposal "
+            "Here both are measured on every trained latent-variable model. Importance sampling with the encoder's "
+            "q(z|x) as proposal "
             "(the IWAE bound of Burda et al. 2016; a lower bound in expectation that tightens as K grows) gives the "
             "test negative log-likelihood the literature reports (IWAE paper: 86.76 nats for a one-layer VAE with "
             "K = 5000 on the full MNIST training set). The gap −ELBO − NLL estimates KL(q(z|x) || p(z|x)). For "

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import torch
 
-from dgm import data, io, training
+from dgm import data, io, registry, training
 from dgm.estimators import mean_and_stderr, parzen_log_likelihood, select_parzen_sigma
 from dgm.models import from_checkpoint, load_model
 from dgm.quality import accuracy, feature_statistics, features, frechet_distance
@@ -229,12 +229,13 @@ def report_section(inputs: dict[str, list[str]]) -> dict | None:
         return None
     reference = read_json(inputs["quality_reference"][0])
     clf = reference["classifier"]
-    bounds = {  # (model, latent, seed) -> test NLL bound, its stderr and bits/dim where the model has one
-        run: dict(zip(("bound", "bound_stderr", "bpd"), (t[n] for n in names)))
-        for key_prefix, names in (("vae_tests", ("test_nelbo", "test_nelbo_stderr", "test_nelbo_bpd")),
-                                  ("flow_tests", ("test_nll", "test_nll_stderr", "test_bpd")))
-        for run, t in by_run(inputs.get(key_prefix, [])).items()
-    }
+    bounds = {}  # (model, latent, seed) -> test NLL bound, its stderr and bits/dim where the model has one
+    for spec in registry.MODELS.values():
+        names = (("test_nelbo", "test_nelbo_stderr", "test_nelbo_bpd") if spec.latent_variable else
+                 ("test_nll", "test_nll_stderr", "test_bpd") if spec.density else None)
+        if names:
+            for run, t in by_run(inputs.get(f"{spec.name}_tests", [])).items():
+                bounds[run] = dict(zip(("bound", "bound_stderr", "bpd"), (t[n] for n in names)))
     evaluations = []
     for path in inputs.get("quality_runs", []):
         q, key = read_json(path), run_key(path)
@@ -243,12 +244,13 @@ def report_section(inputs: dict[str, list[str]]) -> dict | None:
         for e in q["evaluations"]:
             bound = bounds.get((key["model"], key["latent"], key["seed"]), none) if e["epoch"] == last else none
             evaluations.append({**key, **e, **bound})
-    order = {"vae": 0, "gan": 1, "flow": 2}  # the seed study's order; a model not listed goes last
+    order = {name: i for i, name in enumerate(registry.MODELS)}  # the registry's (the seed study's) order
     for r in evaluations:
-        r["order"] = order.get(r["model"], len(order))
+        r["order"] = order[r["model"]]
     rows = []
     for (_, model, latent, epoch), col in by_setting(evaluations, "order", "model", "latent", "epoch"):
-        rows.append([model.upper(), latent, seeds_label(col["seed"]), epoch, seed_cell(col["n"]), seed_cell(col["fid"]),
+        rows.append([registry.get(model).title, latent, seeds_label(col["seed"]), epoch, seed_cell(col["n"]),
+                     seed_cell(col["fid"]),
                      seed_cell(col["parzen_mean"], 1, errors=col["parzen_stderr"]), seed_cell(col["parzen_sigma"], 3),
                      seed_cell(col["bound"], errors=col["bound_stderr"]), seed_cell(col["bpd"], 3)])
     for name, r in reference["references"].items():
@@ -284,8 +286,9 @@ def report_section(inputs: dict[str, list[str]]) -> dict | None:
         "tables": [{
             "caption": "Sample quality: classifier-feature FID (lower is better) and Parzen log-likelihood (nats per "
                        "image, higher is better) of n samples; the test negative log-likelihood bound (nats per "
-                       "image) and bits/dim where the model has one: the VAE's −ELBO on binarised pixels, the "
-                       f"flow's dequantisation bound on 8-bit pixels (different data, so not comparable); {SEEDS_NOTE}",
+                       "image) and bits/dim where the model has one: a latent-variable model's −ELBO on binarised "
+                       "pixels, a flow's dequantisation bound on 8-bit pixels (different data, so not comparable); "
+                       f"{SEEDS_NOTE}",
             "header": ["model", "z", "seeds", "epoch", "n", "FID", "Parzen", "Parzen σ", "test NLL bound", "bits/dim"],
             "rows": rows,
         }],

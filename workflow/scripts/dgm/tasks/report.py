@@ -5,10 +5,10 @@ Every model contributes a *section* built from this run's result files: a plain 
     {"id": "vae", "title": "...", "paragraphs": [str], "tables": [{"caption", "header", "rows"}],
      "figures": [{"path", "caption"}]}
 
-produced by ``report_section(inputs)`` in its ``dgm.tasks.<model>`` module from the report rule's
-named inputs (lists of paths). The templates in ``report/`` render sections generically, so a new
-model adds a section function and a line in ``SECTIONS``, never template code. No number is typed
-by hand: cells are formatted from the results files.
+produced by ``report_section(inputs, spec)`` of the model's task module (``dgm.registry``) from
+the report rule's named inputs (lists of paths). The templates in ``report/`` render sections
+generically, so a new model brings its section with its task module and nothing here changes.
+No number is typed by hand: cells are formatted from the results files.
 """
 from __future__ import annotations
 
@@ -36,8 +36,9 @@ from dgm.results import run_key  # noqa: F401  (the sections import it from here
 
 log = logging.getLogger("dgm")
 PACKAGES = ["torch", "torchvision", "numpy", "scipy", "pandas", "matplotlib", "snakemake"]
-# Sections in the seed study's order: module in dgm.tasks providing report_section(inputs).
-SECTIONS = ["vae", "likelihood", "gan", "flow", "quality", "comparison"]
+# Sections that span the models, each a dgm.tasks module with report_section(inputs): the likelihood
+# section follows the latent-variable models' own, the others close the document.
+LIKELIHOOD_SECTION, CLOSING_SECTIONS = "likelihood", ["quality", "comparison"]
 LATEX_SPECIAL = {"&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_", "{": r"\{", "}": r"\}",
                  "~": r"\textasciitilde{}", "^": r"\textasciicircum{}", "\\": r"\textbackslash{}",
                  "±": r"$\pm$", "−": r"$-$", "×": r"$\times$", "≈": r"$\approx$", "≥": r"$\geq$",
@@ -272,12 +273,20 @@ def provenance_section(*, splits_path, config, benchmarks_dir, model_paths=(), b
 
 
 def gather_sections(inputs: dict[str, list[str]]) -> list[dict]:
-    sections = []
-    for name in SECTIONS:
-        section = importlib.import_module(f"dgm.tasks.{name}").report_section(inputs)
-        if section is not None:
-            sections.append(section)
-    return sections
+    """Every model's section in the registry's (the seed study's) order, the likelihood section after
+    the last latent-variable model's, then sample quality and the comparison."""
+    from dgm import registry
+
+    latent = registry.names("latent_variable")
+    calls = []
+    for spec in registry.MODELS.values():
+        calls.append(functools.partial(spec.task_module().report_section, inputs, spec))
+        if latent and spec.name == latent[-1]:
+            calls.append(functools.partial(importlib.import_module(f"dgm.tasks.{LIKELIHOOD_SECTION}").report_section,
+                                           inputs))
+    for name in CLOSING_SECTIONS:
+        calls.append(functools.partial(importlib.import_module(f"dgm.tasks.{name}").report_section, inputs))
+    return [section for section in (call() for call in calls) if section is not None]
 
 
 def build_report(*, title, config, inputs, benchmarks_dir, template_dir, html_path, tex_path) -> dict:

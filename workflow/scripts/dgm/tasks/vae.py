@@ -1,4 +1,5 @@
-"""Rules train_vae and evaluate_vae as plain functions (the scripts only unpack arguments)."""
+"""Training and test-set ELBO of the VAE family (every registered latent-variable model built from
+``dgm.vae.VAE``: the VAE and the IWAE) as plain functions, and their report section."""
 from __future__ import annotations
 
 import logging
@@ -8,10 +9,11 @@ import time
 
 import torch
 
-from dgm import data, io, training
-from dgm.models import load_model
+from dgm import data, io, registry, training
+from dgm.entry import training_settings
+from dgm.models import build_model, load_model
 from dgm.tasks.common import finish_training, log_training_start, resume_path
-from dgm.vae import VAE, VAEConfig, VAETrainer
+from dgm.vae import VAE, VAETrainer
 
 MODEL_FILE_VERSION = 1
 log = logging.getLogger("dgm")
@@ -39,17 +41,25 @@ def train_vae(
     device: str = "auto",
     eval_batch_size: int = 1000,
     kill_after_epoch: int | None = None,
+    model_class: str = "VAE",
+    model_options: dict | None = None,
 ) -> list[dict]:
-    """Train one VAE; write the model, per-epoch metrics, snapshots and sample grids."""
+    """Train one model of the VAE family (``model_class``, with its further ``model_options`` such
+    as the IWAE's k); write the model, per-epoch metrics, snapshots and sample grids."""
     dev = training.select_device(device)
     splits = data.load_splits(splits_path)
     meta = splits["meta"]
-    options = dict(latent_dim=latent_dim, hidden_dim=hidden_dim, epochs=epochs, batch_size=batch_size, lr=lr,
-                   seed=seed, snapshot_epochs=sorted(snapshot_epochs), sample_mode=sample_mode, data=meta)
-    log_training_start("VAE", options, dev)
+    model_options = dict(model_options or {})
+    options = dict(latent_dim=latent_dim, hidden_dim=hidden_dim, **model_options, epochs=epochs,
+                   batch_size=batch_size, lr=lr, seed=seed, snapshot_epochs=sorted(snapshot_epochs),
+                   sample_mode=sample_mode, data=meta)
+    log_training_start(model_class, options, dev)
 
     training.seed_everything(seed)
-    model = VAE(VAEConfig(latent_dim=latent_dim, hidden_dim=hidden_dim)).to(dev)
+    description = {"class": model_class, "latent_dim": latent_dim, "hidden_dim": hidden_dim, **model_options}
+    model = build_model(description).to(dev)
+    if not isinstance(model, VAE):
+        raise ValueError(f"{model_class} is not a model of the VAE family (dgm.vae.VAE)")
     trainer = VAETrainer(model, lr=lr, valid_x=_binary_float(splits, "valid", dev), eval_batch=eval_batch_size,
                          sample_mode=sample_mode)
     generator = torch.Generator(device=dev).manual_seed(seed)
@@ -77,8 +87,22 @@ def train_vae(
     return rows
 
 
+def train(*, spec: registry.ModelSpec, cfg: dict, latent_dim: int, seed: int, device: str, **paths) -> list[dict]:
+    """The training rule of a VAE-family model: its config section ``cfg`` (``vae:``, ``iwae:``)
+    gives the training settings and the options of its config dataclass beyond the latent size."""
+    fields = spec.model_type().CONFIG.__dataclass_fields__
+    extra = {k: cfg[k] for k in fields if k in cfg and k not in ("latent_dim", "hidden_dim")}
+    return train_vae(**paths, **training_settings(cfg), latent_dim=latent_dim, hidden_dim=cfg["hidden_dim"], seed=seed,
+                     sample_mode=cfg["sample_mode"], device=device, model_class=spec.model_class,
+                     model_options=extra)
+
+
 def load_vae(model_path: str | os.PathLike, device="cpu") -> VAE:
-    return load_model(model_path, device, expect=VAE)
+    """A VAE-family model (VAE, IWAE) from its model file."""
+    model = load_model(model_path, device)
+    if not isinstance(model, VAE):
+        raise ValueError(f"{model_path} holds a {type(model).__name__}, not a model of the VAE family")
+    return model
 
 
 @torch.inference_mode()
@@ -98,7 +122,7 @@ def evaluate_vae(*, model_path: str, splits_path: str, output_path: str, seed: i
     values = {k: torch.cat(v) for k, v in parts.items()}
     n = len(x)
     result = {
-        "model": "vae",
+        "model": registry.by_class(type(model).__name__).name,
         "latent_dim": model.latent_dim,
         "n_test": n,
         "test_nelbo": values["nelbo"].mean().item(),
@@ -112,46 +136,51 @@ def evaluate_vae(*, model_path: str, splits_path: str, output_path: str, seed: i
     return result
 
 
-def report_section(inputs: dict[str, list[str]]) -> dict | None:
-    """The VAE section of the report: per-run table and the seed's Fig. 1-3."""
-    from dgm.tasks.report import (SEEDS_NOTE, by_setting, captioned_figures, curve_summary, model_records, read_json,
-                                  seed_cell, seeds_label)
+def report_section(inputs: dict[str, list[str]], spec: registry.ModelSpec | None = None) -> dict | None:
+    """The section of one VAE-family model (the VAE by default): per-run table and the seed's Fig. 1-3."""
+    from dgm.tasks import report as rep
 
-    if not inputs.get("vae_metrics"):
+    spec = spec or registry.get("vae")
+    name = spec.name
+    if not inputs.get(f"{name}_metrics"):
         return None
-    runs = [{**read_json(test_path), **curve_summary(metrics_path, best="valid_nelbo")}
-            for metrics_path, test_path in zip(inputs["vae_metrics"], inputs["vae_tests"])]
+    runs = [{**rep.read_json(test_path), **rep.curve_summary(metrics_path, best="valid_nelbo")}
+            for metrics_path, test_path in zip(inputs[f"{name}_metrics"], inputs[f"{name}_tests"])]
     rows = []
-    for (latent,), col in by_setting(runs, "latent"):
-        rows.append([latent, seeds_label(col["seed"]), seed_cell(col["epochs"]), seed_cell(col["train_nelbo"]),
-                     seed_cell(col["valid_nelbo"]), seed_cell(col["best_valid"]),
-                     seed_cell(col["test_nelbo"], errors=col["test_nelbo_stderr"]), seed_cell(col["test_recon"]),
-                     seed_cell(col["test_kl"]), seed_cell(col["parameters"]), seed_cell(col["s_epoch"])])
+    for (latent,), col in rep.by_setting(runs, "latent"):
+        cells = [rep.seed_cell(col[k]) for k in ("epochs", "train_nelbo", "valid_nelbo", "best_valid")]
+        cells.append(rep.seed_cell(col["test_nelbo"], errors=col["test_nelbo_stderr"]))
+        cells += [rep.seed_cell(col[k]) for k in ("test_recon", "test_kl", "parameters", "s_epoch")]
+        rows.append([latent, rep.seeds_label(col["seed"]), *cells])
     captions = {
-        "vae_elbo": "Training and validation ELBO per epoch (nats per image), one panel per latent size (seed Fig. 1); "
-                    "with several seeds the line is their mean and the band ± one SD.",
-        "vae_samples": "Samples from the prior, decoded, at the configured epochs; the same prior draws at every "
-                       "epoch (seed Fig. 2).",
-        "vae_manifold": "The learned 2-D manifold: decoder means on a grid of prior quantiles (inverse normal CDF) "
-                        "at the start, middle and end of training (seed Fig. 3).",
+        f"{name}_elbo": "Training and validation ELBO per epoch (nats per image), one panel per latent size (seed "
+                        "Fig. 1); with several seeds the line is their mean and the band ± one SD.",
+        f"{name}_samples": "Samples from the prior, decoded, at the configured epochs; the same prior draws at every "
+                           "epoch (seed Fig. 2).",
+        f"{name}_manifold": "The learned 2-D manifold: decoder means on a grid of prior quantiles (inverse normal "
+                            "CDF) at the start, middle and end of training (seed Fig. 3).",
     }
-    record = model_records(inputs, "vae")[0]
-    h, opts = record["description"]["hidden_dim"], record["options"]
+    record = rep.model_records(inputs, name)[0]
+    d, opts = record["description"], record["options"]
+    h = d["hidden_dim"]
+    objective = (f"trained on the importance-weighted bound with k = {d['k']} samples per image (Burda et al. 2016; "
+                 "the ELBO columns below are estimated from the same k samples)" if "k" in d else
+                 "one reparameterised sample per image and closed-form KL (seed section 1)")
     return {
-        "id": "vae",
-        "title": "Variational auto-encoder",
+        "id": name,
+        "title": spec.long_title,
         "paragraphs": [
-            f"Bernoulli VAE with an MLP encoder 784-{h}-(mu, log sigma^2) and decoder z-{h}-784, standard normal "
-            "prior, one reparameterised sample per image and closed-form KL (seed section 1); Adam with lr "
+            f"Bernoulli {spec.title} with an MLP encoder 784-{h}-(mu, log sigma^2) and decoder z-{h}-784, standard "
+            f"normal prior, {objective}; Adam with lr "
             f"{opts['lr']:g}, batch {opts['batch_size']}, {opts['epochs']} epochs. Negative ELBO in nats per image, "
             "lower is better; test values on the fixed-seed binarised test set.",
         ],
         "tables": [{
-            "caption": f"VAE: negative ELBO (nats per image) at the last epoch; test ± one standard error over "
-                       f"images ({SEEDS_NOTE})",
+            "caption": f"{spec.title}: negative ELBO (nats per image) at the last epoch; test ± one standard error "
+                       f"over images ({rep.SEEDS_NOTE})",
             "header": ["z", "seeds", "epochs", "train −ELBO", "valid −ELBO", "best valid −ELBO", "test −ELBO",
                        "test recon.", "test KL", "parameters", "s/epoch"],
             "rows": rows,
         }],
-        "figures": captioned_figures(inputs.get("vae_figures", []), captions),
+        "figures": rep.captioned_figures(inputs.get(f"{name}_figures", []), captions),
     }

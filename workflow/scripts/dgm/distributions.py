@@ -1,0 +1,82 @@
+"""Log-densities and divergences the models and estimators share (all summed over the last axis),
+and paths between latents of a standard-normal prior (the interpolation figures of every decoder model)."""
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+
+LOG_2PI = math.log(2 * math.pi)
+
+# The course's interpolation figure: 7 intermediate points between two latents, i.e. 9 points
+# counting both endpoints; pass this as ``steps`` to ``interpolate_latents``.
+COURSE_INTERPOLATION_STEPS = 9
+
+INTERPOLATION_METHODS = ("linear", "slerp", "cdf")
+
+
+def gaussian_kl_standard_normal(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
+    """KL(N(mu, diag exp(logvar)) || N(0, I)) summed over the last axis (seed eq. 15/25)."""
+    return 0.5 * (logvar.exp() + mu.pow(2) - 1.0 - logvar).sum(-1)
+
+
+def log_normal_diag(z: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
+    """log N(z; mu, diag exp(logvar)), summed over the last axis."""
+    return -0.5 * (LOG_2PI + logvar + (z - mu).pow(2) / logvar.exp()).sum(-1)
+
+
+def log_standard_normal(z: torch.Tensor) -> torch.Tensor:
+    """log N(z; 0, I), summed over the last axis."""
+    return -0.5 * (LOG_2PI + z.pow(2)).sum(-1)
+
+
+def bernoulli_log_likelihood(x: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
+    """log Bern(x; sigmoid(logits)) summed over the last axis, stable for any logits."""
+    return -F.binary_cross_entropy_with_logits(logits, x.expand_as(logits), reduction="none").sum(-1)
+
+
+def interpolate_latents(z0: torch.Tensor, z1: torch.Tensor, steps: int, method: str = "linear") -> torch.Tensor:
+    """``steps`` equally spaced points from z0 to z1, both endpoints included: (steps, *z0.shape).
+
+    ``steps`` counts the endpoints: the course's "7 steps between two points" is ``steps=9``
+    (``COURSE_INTERPOLATION_STEPS``). Row 0 is exactly z0 and row ``steps - 1`` exactly z1.
+    Works for any latent shape (vectors for the VAE and GAN, images for the flow).
+
+    Methods, for a standard-normal prior:
+      - ``linear``: (1 - t) z0 + t z1. Midpoints have smaller norm than typical prior samples.
+      - ``slerp``: along the great circle (White 2016, arXiv:1609.04468); keeps the norm when
+        |z0| = |z1|. Antipodal endpoints have no unique circle and raise ``ValueError``.
+      - ``cdf``: the seed's §2.7: linear in u = Phi(z) on the unit cube, mapped back with
+        Phi^-1, so every point is a plausible N(0, I) draw coordinate-wise.
+    Computed in float64 and returned in z0's dtype and device.
+    """
+    if method not in INTERPOLATION_METHODS:
+        raise ValueError(f"unknown interpolation method {method!r}; use one of {INTERPOLATION_METHODS}")
+    if not isinstance(steps, int) or steps < 2:
+        raise ValueError(f"steps counts both endpoints and must be an integer >= 2, got {steps!r}")
+    if z0.shape != z1.shape:
+        raise ValueError(f"endpoints differ in shape: {tuple(z0.shape)} vs {tuple(z1.shape)}")
+    a, b = z0.detach().double().flatten(), z1.detach().double().flatten()  # (D,)
+    t = torch.linspace(0.0, 1.0, steps, dtype=torch.float64, device=a.device)[:, None]  # (S, 1)
+
+    if method == "linear":
+        path = (1 - t) * a + t * b  # (S, D)
+    elif method == "slerp":
+        norms = a.norm() * b.norm()
+        if norms == 0:
+            raise ValueError("slerp needs non-zero endpoints")
+        omega = torch.arccos((a @ b / norms).clamp(-1.0, 1.0))
+        if math.sin(omega) < 1e-7:
+            if omega > 1.0:
+                raise ValueError("slerp is undefined for antipodal endpoints")
+            path = (1 - t) * a + t * b  # same direction: the great circle degenerates to the chord
+        else:
+            path = (torch.sin((1 - t) * omega) * a + torch.sin(t * omega) * b) / torch.sin(omega)
+    else:  # cdf
+        # Clamp keeps Phi^-1 finite where Phi(z) rounds to 0 or 1 (|z| > ~8.3 in float64).
+        u0, u1 = (torch.special.ndtr(v).clamp(1e-300, 1 - 1e-16) for v in (a, b))
+        path = torch.special.ndtri((1 - t) * u0 + t * u1)  # (S, D)
+
+    path[0], path[-1] = a, b  # exact endpoints, whatever the rounding above
+    return path.view(steps, *z0.shape).to(z0.dtype)
