@@ -1,4 +1,4 @@
-# dgm-pipeline: VAE, GAN and RealNVP on MNIST, trained, evaluated and reported end to end.
+# dgm-pipeline: VAE, IWAE, GAN and RealNVP on MNIST, trained, evaluated and reported end to end.
 from snakemake.utils import min_version
 
 min_version("9.0")
@@ -13,6 +13,7 @@ report: "workflow/report/workflow.rst"
 include: "workflow/rules/common.smk"
 include: "workflow/rules/data.smk"
 include: "workflow/rules/vae.smk"
+include: "workflow/rules/iwae.smk"
 include: "workflow/rules/likelihood.smk"
 include: "workflow/rules/gan.smk"
 include: "workflow/rules/flow.smk"
@@ -21,6 +22,6 @@ include: "workflow/rules/report.smk"
 
 
 rule all:
+    default_target: True
     input:
         get_final_outputs(),
-    default_target: True

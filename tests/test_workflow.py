@@ -23,6 +23,16 @@ def test_dry_run_lists_every_job(tmp_path, tiny_raw_dir):
     assert re.search(r"quadrature\s+1", dry.stdout)  # z = 2 only
 
 
+def test_dry_run_gives_the_iwae_every_latent_variable_job(tmp_path, tiny_raw_dir):
+    """A fourth model from the registry: its training jobs, and the VAE's evaluations by capability."""
+    cfg = write_config(tmp_path, tiny_raw_dir, {"models": ["vae", "iwae", "gan", "flow"]})
+    dry = run_snakemake(tmp_path, "-n", configfile=cfg).stdout
+    assert re.search(r"train_iwae\s+2", dry) and re.search(r"train_vae\s+2", dry)
+    assert re.search(r"sample_quality\s+6", dry)  # 2 VAEs, 2 IWAEs, the GAN and the flow
+    assert re.search(r"test_nll\s+4", dry) and re.search(r"estimator_sweep\s+4", dry)
+    assert re.search(r"quadrature\s+2", dry) and re.search(r"plot_manifold\s+2", dry)
+
+
 @pytest.mark.slow
 def test_whole_dag_on_tiny_config(tiny_run):
     tmp_path, cfg = tiny_run, tiny_run / "tiny.yaml"  # the session's one run of the whole DAG, seeds 0 and 1

@@ -93,6 +93,8 @@ def by_class(class_name: str) -> ModelSpec | None:
 # The study's models, in the seed study's order (the report follows it).
 register(ModelSpec(name="vae", title="VAE", long_title="Variational auto-encoder", model_class="VAE",
                    module="dgm.vae", tasks="dgm.tasks.vae", data="binary", latent_variable=True, decoder=True))
+register(ModelSpec(name="iwae", title="IWAE", long_title="Importance-weighted auto-encoder", model_class="IWAE",
+                   module="dgm.iwae", tasks="dgm.tasks.vae", data="binary", latent_variable=True, decoder=True))
 register(ModelSpec(name="gan", title="GAN", long_title="Generative adversarial network", model_class="GAN",
                    module="dgm.gan", tasks="dgm.tasks.gan", data="grey", decoder=True))
 register(ModelSpec(name="flow", title="RealNVP", long_title="RealNVP normalizing flow", model_class="RealNVP",
