@@ -101,7 +101,7 @@ def test_kl_examples_and_figure(built):
     assert kl.loc["Small", "closed_form"] == pytest.approx(1.5e-10 - 1e-15 / 3, rel=1e-9, abs=0)
     assert kl.loc["Prior", "closed_form"] == 0.0
     assert (kl["n"] == LIK["kl_samples"]).all() and (kl["z_score"].abs() < 5).all()
-    png = wd / "results/mnist/figures/likelihood_sweep_seed0.png"
+    png = wd / "results/mnist/figures/likelihood_sweep_vae_seed0.png"
     assert png.read_bytes()[:4] == b"\x89PNG" and png.with_suffix(".pdf").exists()
 
 
