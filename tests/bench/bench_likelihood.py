@@ -35,8 +35,9 @@ def worker(args) -> list[dict]:
 
     sys.path.insert(0, str(SCRIPTS))
     from dgm import data, estimators
+    from dgm.distributions import bernoulli_log_likelihood
     from dgm.tasks.vae import load_vae
-    from dgm.vae import VAE, VAEConfig, bernoulli_log_likelihood
+    from dgm.vae import VAE, VAEConfig
 
     torch.set_num_threads(args.threads)
     if args.model:

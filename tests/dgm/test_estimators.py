@@ -11,7 +11,8 @@ from scipy import integrate, stats
 from scipy.special import logsumexp
 
 from dgm import estimators as est
-from dgm.vae import VAE, log_standard_normal
+from dgm.distributions import log_standard_normal
+from dgm.vae import VAE
 
 
 def normal_logpdf(x, mean, sd):
