@@ -77,7 +77,9 @@ def test_train_classifier_and_reference(workdir):
     run_snakemake(wd, "results/mnist/quality/reference.json", configfile=cfg)
     clf = json.loads((wd / "results/mnist/quality/classifier.json").read_text())
     assert 0 <= clf["test_accuracy"] <= 1 and 0 <= clf["valid_accuracy"] <= 1
-    assert [h["epoch"] for h in clf["history"]] == [1]
+    assert [h["epoch"] for h in clf["history"]] == [0, 1]  # dgm.training.fit's rows: epoch 0 = untrained
+    curve = pd.read_csv(wd / "results/mnist/quality/classifier_metrics.csv")
+    assert list(curve["epoch"]) == [0, 1] and curve["valid_accuracy"].iloc[-1] == clf["history"][-1]["valid_accuracy"]
     ref = json.loads((wd / "results/mnist/quality/reference.json").read_text())
     assert ref["classifier"]["test_accuracy"] == clf["test_accuracy"] and ref["n_test"] == 100
     valid, train = ref["references"]["validation images"], ref["references"]["training images"]

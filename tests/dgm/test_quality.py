@@ -42,7 +42,7 @@ def blob_digits(n: int, seed: int, classes=range(10)) -> tuple[torch.Tensor, tor
 def trained():
     """A classifier trained for two epochs on 1,000 blob digits (about a second on two cores)."""
     images, labels = blob_digits(1000, seed=0)
-    return train_classifier(images, labels, epochs=2, batch_size=64, lr=1e-3, generator=gen(0))
+    return train_classifier(images, labels, epochs=2, batch_size=64, lr=1e-3, generator=gen(0))[0]
 
 
 # ---------------------------------------------------------------------------- Fréchet distance
@@ -156,18 +156,32 @@ def test_untrained_classifier_is_near_chance():
 
 def test_training_is_reproducible_and_leaves_global_rng_alone():
     images, labels = blob_digits(128, seed=2)
+    valid = blob_digits(64, seed=7)
     state = torch.random.get_rng_state()
-    reports = []
-    a = train_classifier(images, labels, epochs=1, batch_size=32, lr=1e-3, generator=gen(5),
-                         progress=lambda epoch, stats: reports.append((epoch, stats)))
+    a, rows = train_classifier(images, labels, epochs=1, batch_size=32, lr=1e-3, generator=gen(5), valid=valid)
     assert torch.equal(torch.random.get_rng_state(), state)
-    b = train_classifier(images, labels, epochs=1, batch_size=32, lr=1e-3, generator=gen(5))
-    c = train_classifier(images, labels, epochs=1, batch_size=32, lr=1e-3, generator=gen(6))
+    b, _ = train_classifier(images, labels, epochs=1, batch_size=32, lr=1e-3, generator=gen(5))
+    c, _ = train_classifier(images, labels, epochs=1, batch_size=32, lr=1e-3, generator=gen(6))
     for (name, p), q, r in zip(a.named_parameters(), b.parameters(), c.parameters()):
-        assert torch.equal(p, q), name
+        assert torch.equal(p, q), name  # validation passes draw nothing: same weights with and without
     assert not all(torch.equal(p, r) for p, r in zip(a.parameters(), c.parameters()))
-    assert [e for e, _ in reports] == [1]
-    assert set(reports[0][1]) == {"loss", "train_accuracy", "seconds"}
+    assert [r["epoch"] for r in rows] == [0, 1]
+    assert set(rows[1]) == {"epoch", "train_loss", "train_accuracy", "valid_loss", "valid_accuracy",
+                            "train_seconds", "seconds"}
+    assert rows[1]["valid_accuracy"] == accuracy(a, *valid)  # fit's validation pass is the accuracy function's
+
+
+def test_classifier_training_resumes_exactly(tmp_path):
+    """Through dgm.training.fit the classifier resumes from its checkpoint bit for bit."""
+    images, labels = blob_digits(96, seed=4)
+    kw = dict(batch_size=32, lr=1e-3, checkpoint_path=tmp_path / "resume.pt", metrics_path=tmp_path / "m.csv",
+              fingerprint="f")
+    full, _ = train_classifier(images, labels, epochs=2, generator=gen(3), **{**kw, "checkpoint_path": None})
+    train_classifier(images, labels, epochs=1, generator=gen(3), **kw)  # leaves its epoch-1 checkpoint
+    resumed, rows = train_classifier(images, labels, epochs=2, generator=gen(3), **kw)
+    assert [r["epoch"] for r in rows] == [0, 1, 2]
+    for (name, p), q in zip(full.named_parameters(), resumed.parameters()):
+        assert torch.equal(p, q), name
 
 
 def test_evaluation_restores_training_mode(trained):

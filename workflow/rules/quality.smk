@@ -8,6 +8,7 @@ rule train_classifier:
     output:
         model=f"{QUALITY}/classifier.pt",
         metrics=f"{QUALITY}/classifier.json",
+        curve=f"{QUALITY}/classifier_metrics.csv",
     log:
         "logs/quality/{dataset}/train_classifier.log",
     benchmark:
@@ -20,10 +21,7 @@ rule train_classifier:
         mem_mb=4000,
         runtime=60,
     params:
-        epochs=config["quality"]["classifier"]["epochs"],
-        batch_size=config["quality"]["classifier"]["batch_size"],
-        lr=config["quality"]["classifier"]["lr"],
-        seed=config["quality"]["classifier"]["seed"],
+        cfg=config["quality"]["classifier"],
         eval_batch_size=config["quality"]["batch_size"],
         device=config["device"],
     script:

@@ -9,10 +9,8 @@ train_classifier(
     splits_path=snakemake.input.splits,
     model_path=snakemake.output.model,
     metrics_path=snakemake.output.metrics,
-    epochs=snakemake.params.epochs,
-    batch_size=snakemake.params.batch_size,
-    lr=snakemake.params.lr,
-    seed=snakemake.params.seed,
+    curve_path=snakemake.output.curve,
+    cfg=dict(snakemake.params.cfg),
     device=snakemake.params.device,
     eval_batch_size=snakemake.params.eval_batch_size,
 )

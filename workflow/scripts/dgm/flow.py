@@ -61,6 +61,7 @@ from torch import nn
 
 from dgm.config import ModelConfig
 from dgm.distributions import log_standard_normal
+from dgm.training import Trainer, batched_means
 
 N_LEVELS = 256  # 8-bit pixels: values 0..255, each owning a unit-width dequantisation bin
 
@@ -369,9 +370,12 @@ class RealNVP(nn.Module):
 # --------------------------------------------------------------------------- training
 
 
-class FlowTrainer:
+class FlowTrainer(Trainer):
     """Adam on the negative log-likelihood bound (nats per image) with gradient-norm clipping;
-    the ``dgm.training.fit`` plug-in for the flow. Logs bits/dim and the pre-clipping gradient norm."""
+    the ``dgm.training.fit`` plug-in for the flow. Logs bits/dim and the pre-clipping gradient norm.
+    Snapshots keep samples only (``Trainer.snapshot_weights``)."""
+
+    snapshot_weights = False
 
     def __init__(self, model: RealNVP, *, lr: float, valid_x: torch.Tensor, grad_clip: float | None = None,
                  n_samples: int = 16, eval_batch: int = 500):
@@ -379,8 +383,7 @@ class FlowTrainer:
             raise ValueError(f"grad_clip must be a positive number or None, got {grad_clip!r}")
         if valid_x.ndim < 2 or valid_x[0].numel() != model.data_dim:
             raise ValueError(f"valid_x must hold images of {model.data_dim} pixels, got shape {tuple(valid_x.shape)}")
-        self.model = model
-        self.optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+        super().__init__(model, {"optimizer": torch.optim.Adam(model.parameters(), lr=lr)})
         self.grad_clip = grad_clip
         self.valid_x = valid_x  # (N, 784) pixel values 0..255 (uint8), on the model's device
         self.n_samples = n_samples
@@ -391,34 +394,16 @@ class FlowTrainer:
         loss, stats = self.model.loss(x, generator)  # fresh dequantisation noise from generator
         if not math.isfinite(stats["nll"]):
             raise FloatingPointError(f"the flow's training loss is {stats['nll']}; lower flow.lr or set flow.grad_clip")
-        self.optimizer.zero_grad(set_to_none=True)
+        self.optimizers["optimizer"].zero_grad(set_to_none=True)
         loss.backward()
         max_norm = self.grad_clip if self.grad_clip is not None else math.inf  # inf: measure, don't clip
         grad_norm = nn.utils.clip_grad_norm_(self.model.parameters(), max_norm)
-        self.optimizer.step()
+        self.optimizers["optimizer"].step()
         return {**stats, "grad_norm": grad_norm.item()}
 
     @torch.inference_mode()
     def evaluate(self, generator: torch.Generator) -> dict:
         """Validation ``nll`` (nats per image) and ``bpd``, one dequantisation draw per image."""
         self.model.eval()
-        sums = {"nll": 0.0, "bpd": 0.0}
-        for i in range(0, len(self.valid_x), self.eval_batch):
-            terms = self.model(self.valid_x[i : i + self.eval_batch], generator)
-            for k in sums:
-                sums[k] += terms[k].double().sum().item()
-        return {k: v / len(self.valid_x) for k, v in sums.items()}
-
-    def snapshot(self, generator: torch.Generator) -> dict:
-        # Samples only: a 27.7M-parameter copy per snapshot would bloat the resume checkpoint. A
-        # separate, fixed generator gives the same prior draws at every epoch (seed Fig. 8) and
-        # leaves the training stream untouched.
-        g = torch.Generator(device=generator.device).manual_seed(0)
-        return {"samples": self.model.sample(self.n_samples, generator=g).cpu()}
-
-    def state_dict(self) -> dict:
-        return {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict()}
-
-    def load_state_dict(self, state: dict) -> None:
-        self.model.load_state_dict(state["model"])
-        self.optimizer.load_state_dict(state["optimizer"])
+        return batched_means(lambda x: self.model(x, generator), self.valid_x, self.eval_batch, keys=("nll", "bpd"),
+                             dtype=torch.float64)

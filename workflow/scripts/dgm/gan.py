@@ -25,6 +25,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from dgm.config import ModelConfig
+from dgm.training import Trainer
 
 # At the optimum of the game p_g = p_data, so the best discriminator outputs D = 1/2 everywhere
 # (seed §2.3). Then L_D = -log(1/2) - log(1 - 1/2) = 2 log 2 = log 4 and L_G = -log(1/2) = log 2.
@@ -183,9 +184,9 @@ def make_optimizers(gan: GAN, *, lr: float = 5e-4, betas: tuple[float, float] = 
     return opt_d, opt_g
 
 
-class GANTrainer:
+class GANTrainer(Trainer):
     """One discriminator and one generator Adam step per minibatch; the ``dgm.training.fit``
-    plug-in for the GAN (see ``VAETrainer`` in ``dgm.vae``).
+    plug-in for the GAN (a ``dgm.training.Trainer``).
 
     Training rows (prefixed ``train_`` by ``fit``) average ``GAN.train_step``'s ``d_loss``,
     ``g_loss``, ``d_real`` = mean D(x) and ``d_fake`` = mean D(G(z)) over the epoch, in train mode
@@ -196,15 +197,15 @@ class GANTrainer:
 
     def __init__(self, model: GAN, *, lr: float, betas: tuple[float, float], valid_x: torch.Tensor,
                  n_samples: int = 25, eval_batch: int = 1000, eval_seed: int = 1, snapshot_seed: int = 0):
-        self.model = model
-        self.opt_d, self.opt_g = make_optimizers(model, lr=lr, betas=tuple(betas))
+        opt_d, opt_g = make_optimizers(model, lr=lr, betas=tuple(betas))
+        super().__init__(model, {"opt_d": opt_d, "opt_g": opt_g})
         self.valid_x = valid_x  # (N, 784) floats in [0, 1] on the model's device
         self.n_samples, self.eval_batch = n_samples, eval_batch
         self.eval_seed, self.snapshot_seed = eval_seed, snapshot_seed
 
     def train_step(self, x: torch.Tensor, generator: torch.Generator) -> dict:
         self.model.train()
-        return self.model.train_step(x, self.opt_d, self.opt_g, generator)
+        return self.model.train_step(x, self.optimizers["opt_d"], self.optimizers["opt_g"], generator)
 
     @torch.inference_mode()
     def evaluate(self, generator: torch.Generator) -> dict:
@@ -223,18 +224,3 @@ class GANTrainer:
             sums["d_fake"] += torch.sigmoid(logit_fake).sum().item()
         self.model.train(was_training)
         return {k: v / len(self.valid_x) for k, v in sums.items()}
-
-    def snapshot(self, generator: torch.Generator) -> dict:
-        # The same noise at every snapshot epoch makes the grids comparable over training (seed
-        # Fig. 4); a separate generator leaves the training stream untouched.
-        g = torch.Generator(device=generator.device).manual_seed(self.snapshot_seed)
-        state = {k: v.detach().cpu().clone() for k, v in self.model.state_dict().items()}
-        return {"model": state, "samples": self.model.sample(self.n_samples, generator=g).cpu()}
-
-    def state_dict(self) -> dict:
-        return {"model": self.model.state_dict(), "opt_d": self.opt_d.state_dict(), "opt_g": self.opt_g.state_dict()}
-
-    def load_state_dict(self, state: dict) -> None:
-        self.model.load_state_dict(state["model"])
-        self.opt_d.load_state_dict(state["opt_d"])
-        self.opt_g.load_state_dict(state["opt_g"])

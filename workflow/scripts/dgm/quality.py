@@ -14,7 +14,6 @@ Images are floats in [0, 1], shaped (N, 1, 28, 28) or (N, 784), for every functi
 """
 from __future__ import annotations
 
-import time
 import warnings
 from dataclasses import asdict, dataclass
 from typing import Callable
@@ -26,6 +25,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from dgm.config import ModelConfig
+from dgm.training import Trainer, batched_means, fit
 
 
 @dataclass(frozen=True)
@@ -75,18 +75,56 @@ def _device_of(model: nn.Module) -> torch.device:
     return next(model.parameters()).device
 
 
+class ClassifierTrainer(Trainer):
+    """Adam on the cross-entropy of (images, labels) minibatches; the ``dgm.training.fit`` plug-in
+    of the classifier. ``evaluate`` gives the validation ``loss`` and ``accuracy`` (eval mode,
+    dropout off); without validation data, nothing. No snapshots."""
+
+    n_samples, snapshot_weights = 0, False
+
+    def __init__(self, model: Classifier, *, lr: float, valid: tuple[torch.Tensor, torch.Tensor] | None = None,
+                 eval_batch: int = 1000):
+        super().__init__(model, {"optimizer": torch.optim.Adam(model.parameters(), lr=lr)})
+        self.valid, self.eval_batch = valid, eval_batch
+
+    def train_step(self, batch: tuple[torch.Tensor, torch.Tensor], generator: torch.Generator) -> dict:
+        x, y = batch  # (b, 1, 28, 28) in [0, 1], (b,) digits
+        self.model.train()
+        logits = self.model(x)  # (b, 10)
+        loss = F.cross_entropy(logits, y)
+        self.optimizers["optimizer"].zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizers["optimizer"].step()
+        return {"loss": loss.item(), "accuracy": (logits.argmax(1) == y).double().mean().item()}
+
+    @torch.inference_mode()
+    def evaluate(self, generator: torch.Generator) -> dict:
+        if self.valid is None:
+            return {}
+        self.model.eval()
+
+        def terms(x, y):
+            logits = self.model(x)
+            return {"loss": F.cross_entropy(logits, y, reduction="none"), "accuracy": (logits.argmax(1) == y).double()}
+
+        return batched_means(terms, self.valid, self.eval_batch)
+
+
 def train_classifier(images: torch.Tensor, labels: torch.Tensor, *, epochs: int, batch_size: int,
                      lr: float, generator: torch.Generator, device: torch.device | str = "cpu",
-                     progress: Callable[[int, dict], None] | None = None,
-                     config: ClassifierConfig | None = None) -> Classifier:
-    """Train a ``Classifier`` with Adam on images (N, 1, 28, 28) or (N, 784) in [0, 1] and integer
-    labels (N,); returns it in eval mode on ``device``.
+                     valid: tuple[torch.Tensor, torch.Tensor] | None = None, eval_batch: int = 1000,
+                     config: ClassifierConfig | None = None, checkpoint_path=None, metrics_path=None,
+                     fingerprint: str = "") -> tuple[Classifier, list[dict]]:
+    """Train a ``Classifier`` with Adam through ``dgm.training.fit`` on images (N, 1, 28, 28) or
+    (N, 784) in [0, 1] and integer labels (N,); returns it in eval mode on ``device`` and fit's
+    per-epoch rows (epoch 0 = untrained): ``train_loss``, ``train_accuracy`` (mean training
+    cross-entropy and accuracy on the dropout-perturbed batches), ``valid_loss`` and
+    ``valid_accuracy`` on ``valid`` = (images, labels) when given, seconds.
 
     Deterministic given ``generator`` (on one device and torch build): a seed drawn from it
     initialises the weights and drives dropout inside ``torch.random.fork_rng``, so the caller's
-    global RNG state is left as it was. ``progress(epoch, stats)`` is called after each epoch
-    (1-based) with floats ``loss`` (mean training cross-entropy), ``train_accuracy`` (on the
-    dropout-perturbed batches) and ``seconds``.
+    global RNG state is left as it was; the generator then orders the minibatches.
+    ``checkpoint_path``, ``metrics_path`` and ``fingerprint`` are fit's (resume, CSV).
     """
     device = torch.device(device)
     if len(images) != len(labels):
@@ -95,26 +133,16 @@ def train_classifier(images: torch.Tensor, labels: torch.Tensor, *, epochs: int,
     fork_devices = [device.index or 0] if device.type == "cuda" else []
     x_all = images.reshape(-1, 1, 28, 28).to(device, torch.float32)  # (N, 1, 28, 28)
     y_all = labels.to(device, torch.long)  # (N,)
+    if valid is not None:
+        valid = (valid[0].reshape(-1, 1, 28, 28).to(device, torch.float32), valid[1].to(device, torch.long))
     with torch.random.fork_rng(devices=fork_devices):
         torch.manual_seed(seed)
         model = Classifier(config).to(device)
-        opt = torch.optim.Adam(model.parameters(), lr=lr)
-        model.train()
-        for epoch in range(1, epochs + 1):
-            start, total_loss, correct = time.perf_counter(), 0.0, 0
-            order = torch.randperm(len(x_all), generator=generator).to(device)
-            for idx in order.split(batch_size):
-                logits = model(x_all[idx])  # (b, 10)
-                loss = F.cross_entropy(logits, y_all[idx])
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
-                total_loss += loss.item() * len(idx)
-                correct += (logits.argmax(1) == y_all[idx]).sum().item()
-            if progress is not None:
-                progress(epoch, {"loss": total_loss / len(x_all), "train_accuracy": correct / len(x_all),
-                                 "seconds": time.perf_counter() - start})
-    return model.eval()
+        trainer = ClassifierTrainer(model, lr=lr, valid=valid, eval_batch=eval_batch)
+        rows, _ = fit(trainer, (x_all, y_all), epochs=epochs, batch_size=batch_size, generator=generator,
+                      checkpoint_path=checkpoint_path, metrics_path=metrics_path, fingerprint=fingerprint,
+                      device=device)
+    return model.eval(), rows
 
 
 @torch.inference_mode()

@@ -1,12 +1,15 @@
 """The training loop every model shares: epochs over in-memory tensors, per-epoch CSV,
 snapshots at chosen epochs, and a resume checkpoint that survives a killed job.
 
-A model plugs in through a small ``Trainer`` object (see ``VAETrainer`` in ``dgm.vae``):
+A model plugs in through a ``Trainer`` (below; ``VAETrainer`` in ``dgm.vae`` is the plainest):
 
 - ``train_step(batch, generator) -> dict[str, float]`` for one minibatch (already on device),
 - ``evaluate(generator) -> dict[str, float]`` the validation metrics of one epoch,
 - ``state_dict()`` / ``load_state_dict()`` covering networks and optimisers,
 - ``snapshot(generator) -> dict`` what to keep at a snapshot epoch (weights, samples...).
+
+The base class gives the last two and ``batched_means`` for ``evaluate``; a subclass writes
+``train_step`` and ``evaluate``.
 
 The checkpoint is not a declared Snakemake output (Snakemake deletes those before a rerun): it
 lives beside them, holds everything needed to continue bit-for-bit (trainer state, RNG states,
@@ -99,6 +102,70 @@ def progress(iterable, *, total=None, desc=None, mininterval: float = 10.0):
                 ncols=100, ascii=True, file=stream)
 
 
+def batched_means(terms: Callable[..., dict[str, torch.Tensor]], data: torch.Tensor | tuple[torch.Tensor, ...],
+                  batch_size: int, *, keys: tuple[str, ...] | None = None,
+                  dtype: torch.dtype | None = None) -> dict[str, float]:
+    """Means over ``data`` of the per-item terms ``terms(batch)`` returns ({name: (b,)}), over
+    batches of ``batch_size``: each batch summed (in ``dtype`` when given, else the terms' own),
+    the sums accumulated in float64 on the device and read once. ``keys`` picks and orders terms.
+    ``data`` may be a tuple of equally long tensors (images, labels): ``terms(*batches)``."""
+    tensors = data if isinstance(data, tuple) else (data,)
+    sums: dict[str, torch.Tensor] = {}
+    for batches in zip(*(t.split(batch_size) for t in tensors)):
+        out = terms(*batches)
+        for k in keys or out:
+            v = out[k] if dtype is None else out[k].to(dtype)
+            s = v.sum().double()
+            sums[k] = sums[k] + s if k in sums else s
+    return {k: v.item() / len(tensors[0]) for k, v in sums.items()}
+
+
+class Trainer:
+    """The shared half of every ``fit`` plug-in: a model, its optimisers and its snapshots.
+
+    A subclass calls ``super().__init__(model, {name: optimizer})`` (the names key the
+    checkpoint) and writes ``train_step`` and ``evaluate``. ``snapshot`` draws ``n_samples``
+    samples through ``snapshot_samples`` from a generator seeded with ``snapshot_seed`` -- the
+    same draws at every epoch make grids comparable over training (seed Figs. 2, 4, 8), and the
+    training stream is left untouched -- after a CPU copy of the weights when
+    ``snapshot_weights`` (the flow keeps samples only: 27.7M parameters per snapshot would bloat
+    the resume checkpoint).
+    """
+
+    n_samples: int = 16
+    snapshot_seed: int = 0
+    snapshot_weights: bool = True
+
+    def __init__(self, model: torch.nn.Module, optimizers: dict[str, torch.optim.Optimizer]):
+        self.model, self.optimizers = model, optimizers
+
+    def train_step(self, batch: torch.Tensor, generator: torch.Generator) -> dict[str, float]:
+        raise NotImplementedError(f"{type(self).__name__} must define train_step")
+
+    def evaluate(self, generator: torch.Generator) -> dict[str, float]:
+        raise NotImplementedError(f"{type(self).__name__} must define evaluate")
+
+    def snapshot_samples(self, generator: torch.Generator) -> torch.Tensor:
+        return self.model.sample(self.n_samples, generator=generator)
+
+    def snapshot(self, generator: torch.Generator) -> dict:
+        out = {}
+        if self.snapshot_weights:
+            out["model"] = {k: v.detach().cpu().clone() for k, v in self.model.state_dict().items()}
+        if self.n_samples:
+            g = torch.Generator(device=generator.device).manual_seed(self.snapshot_seed)
+            out["samples"] = self.snapshot_samples(g).cpu()
+        return out
+
+    def state_dict(self) -> dict:
+        return {"model": self.model.state_dict(), **{name: opt.state_dict() for name, opt in self.optimizers.items()}}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.model.load_state_dict(state["model"])
+        for name, opt in self.optimizers.items():
+            opt.load_state_dict(state[name])
+
+
 def _rng_state(generator: torch.Generator, device: torch.device) -> dict:
     # Library code draws only from torch RNGs (explicit generator; global one for dropout/init).
     state = {"generator": generator.get_state(), "torch": torch.get_rng_state()}
@@ -120,15 +187,15 @@ def load_checkpoint(path: str | os.PathLike, device: torch.device) -> dict:
 
 
 def fit(
-    trainer,
-    train_data: torch.Tensor,
+    trainer: Trainer,
+    train_data: torch.Tensor | tuple[torch.Tensor, ...],
     *,
     epochs: int,
     batch_size: int,
     generator: torch.Generator,
-    checkpoint_path: str | os.PathLike,
-    metrics_path: str | os.PathLike,
-    fingerprint: str,
+    checkpoint_path: str | os.PathLike | None,
+    metrics_path: str | os.PathLike | None,
+    fingerprint: str = "",
     snapshot_epochs: set[int] = frozenset(),
     prepare_batch: Callable[[torch.Tensor, torch.Generator], torch.Tensor] | None = None,
     device: torch.device | None = None,
@@ -138,21 +205,26 @@ def fit(
     """Train for ``epochs`` epochs (resuming from ``checkpoint_path`` when it holds this run).
 
     ``train_data`` stays where it is (CPU or device); minibatches are gathered by index and moved
-    to ``device``; ``prepare_batch(batch, generator)`` turns stored data into model input (e.g. a
-    dynamic binarisation). Epoch 0 evaluates the untrained model, so curves and sample grids
-    start at initialisation as in the seed study. Returns (metrics rows, snapshots by epoch).
+    to ``device``; a tuple of equally long tensors (images, labels) gives tuples of minibatches.
+    ``prepare_batch(batch, generator)`` turns stored data into model input (e.g. a dynamic
+    binarisation). ``checkpoint_path`` / ``metrics_path`` None: no resume checkpoint / no CSV.
+    Epoch 0 evaluates the untrained model, so curves and sample grids start at initialisation as
+    in the seed study. Returns (metrics rows, snapshots by epoch).
 
     ``stop_after_epoch`` kills the process with SIGKILL right after that epoch's checkpoint is
     written: a fault-injection hook for the resume tests (env DGM_KILL_AFTER_EPOCH).
     """
     if epochs < 1:
         raise ValueError(f"epochs must be >= 1, got {epochs}")
-    device = device or train_data.device
-    checkpoint_path = Path(checkpoint_path)
+    tensors = train_data if isinstance(train_data, tuple) else (train_data,)
+    if len({len(t) for t in tensors}) != 1:
+        raise ValueError(f"train_data tensors differ in length: {[len(t) for t in tensors]}")
+    device = device or tensors[0].device
+    checkpoint_path = Path(checkpoint_path) if checkpoint_path is not None else None
     rows: list[dict] = []
     snapshots: dict[int, dict] = {}
     start = 0
-    if checkpoint_path.exists():
+    if checkpoint_path is not None and checkpoint_path.exists():
         ckpt = load_checkpoint(checkpoint_path, device)
         if ckpt.get("version") == CHECKPOINT_VERSION and ckpt.get("fingerprint") == fingerprint:
             trainer.load_state_dict(ckpt["trainer"])
@@ -163,6 +235,10 @@ def fit(
             log.info("ignoring %s: it belongs to a different configuration", checkpoint_path)
 
     def checkpoint(epoch: int) -> None:
+        if metrics_path is not None:
+            write_csv(rows, metrics_path)
+        if checkpoint_path is None:
+            return
         io.torch_save(
             {
                 "version": CHECKPOINT_VERSION,
@@ -183,10 +259,9 @@ def fit(
         rows.append(row)
         if 0 in snapshot_epochs:
             snapshots[0] = trainer.snapshot(generator)
-        write_csv(rows, metrics_path)
         checkpoint(0)
 
-    n = len(train_data)
+    n = len(tensors[0])
     n_batches = n // batch_size if drop_last else math.ceil(n / batch_size)
     for epoch in range(start + 1, epochs + 1):
         t0 = time.perf_counter()
@@ -194,8 +269,9 @@ def fit(
         sums: dict[str, float] = {}
         seen = 0
         for b in progress(range(n_batches), desc=f"epoch {epoch}/{epochs}"):
-            idx = perm[b * batch_size : (b + 1) * batch_size].to(train_data.device)
-            batch = train_data[idx].to(device, non_blocking=True)
+            idx = perm[b * batch_size : (b + 1) * batch_size].to(tensors[0].device)
+            parts = tuple(t[idx].to(device, non_blocking=True) for t in tensors)
+            batch = parts if isinstance(train_data, tuple) else parts[0]
             if prepare_batch is not None:
                 batch = prepare_batch(batch, generator)
             stats = trainer.train_step(batch, generator)
@@ -212,7 +288,6 @@ def fit(
             snapshots[epoch] = trainer.snapshot(generator)
         shown = ", ".join(f"{k}={v:.4g}" for k, v in row.items() if k != "epoch")
         log.info("epoch %d/%d: %s", epoch, epochs, shown)
-        write_csv(rows, metrics_path)
         checkpoint(epoch)
         if stop_after_epoch is not None and epoch == stop_after_epoch:
             log.warning("DGM_KILL_AFTER_EPOCH=%d: killing this process with SIGKILL", epoch)

@@ -17,13 +17,8 @@ import torch
 from torch import nn
 
 from dgm.config import ModelConfig
-from dgm.distributions import (  # noqa: F401  (re-exported: the Gaussian helpers lived here)
-    LOG_2PI,
-    bernoulli_log_likelihood,
-    gaussian_kl_standard_normal,
-    log_normal_diag,
-    log_standard_normal,
-)
+from dgm.distributions import bernoulli_log_likelihood, gaussian_kl_standard_normal
+from dgm.training import Trainer, batched_means
 
 
 @dataclass(frozen=True)
@@ -105,14 +100,15 @@ class VAE(nn.Module):
         return {"class": type(self).__name__, **asdict(self.config)}
 
 
-class VAETrainer:
-    """Adam on the negative ELBO; the ``dgm.training.fit`` plug-in for the VAE."""
+class VAETrainer(Trainer):
+    """Adam on ``model.loss`` (the negative ELBO; the IWAE's bound for the IWAE); the
+    ``dgm.training.fit`` plug-in of the VAE family. Snapshots keep the weights and prior samples
+    decoded by ``sample_mode``."""
 
     def __init__(self, model: VAE, *, lr: float, valid_x: torch.Tensor, n_samples: int = 16, eval_batch: int = 1000,
                  sample_mode: str = "mean"):
-        self.model = model
+        super().__init__(model, {"optimizer": torch.optim.Adam(model.parameters(), lr=lr)})
         self.sample_mode = sample_mode
-        self.optimizer = torch.optim.Adam(model.parameters(), lr=lr)
         self.valid_x = valid_x  # (N, 784) float {0, 1}, fixed-seed binarised, on the model's device
         self.n_samples = n_samples
         self.eval_batch = eval_batch
@@ -120,31 +116,15 @@ class VAETrainer:
     def train_step(self, x: torch.Tensor, generator: torch.Generator) -> dict:
         self.model.train()
         loss, stats = self.model.loss(x, generator)
-        self.optimizer.zero_grad(set_to_none=True)
+        self.optimizers["optimizer"].zero_grad(set_to_none=True)
         loss.backward()
-        self.optimizer.step()
+        self.optimizers["optimizer"].step()
         return stats
 
     @torch.inference_mode()
     def evaluate(self, generator: torch.Generator) -> dict:
         self.model.eval()
-        sums = {}
-        for i in range(0, len(self.valid_x), self.eval_batch):
-            terms = self.model(self.valid_x[i : i + self.eval_batch], generator)
-            for k, v in terms.items():
-                sums[k] = sums.get(k, 0.0) + v.sum().item()
-        return {k: v / len(self.valid_x) for k, v in sums.items()}
+        return batched_means(lambda x: self.model(x, generator), self.valid_x, self.eval_batch)
 
-    def snapshot(self, generator: torch.Generator) -> dict:
-        # A separate generator keeps the training stream untouched by snapshot draws, and the same
-        # prior draws at every epoch make the grids comparable over training (seed Fig. 2).
-        g = torch.Generator(device=generator.device).manual_seed(0)
-        state = {k: v.detach().cpu().clone() for k, v in self.model.state_dict().items()}
-        return {"model": state, "samples": self.model.sample(self.n_samples, generator=g, mode=self.sample_mode).cpu()}
-
-    def state_dict(self) -> dict:
-        return {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict()}
-
-    def load_state_dict(self, state: dict) -> None:
-        self.model.load_state_dict(state["model"])
-        self.optimizer.load_state_dict(state["optimizer"])
+    def snapshot_samples(self, generator: torch.Generator) -> torch.Tensor:
+        return self.model.sample(self.n_samples, generator=generator, mode=self.sample_mode)

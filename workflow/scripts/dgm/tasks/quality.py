@@ -27,6 +27,7 @@ from dgm.estimators import mean_and_stderr, parzen_log_likelihood, select_parzen
 from dgm.models import from_checkpoint, load_model
 from dgm.quality import accuracy, feature_statistics, features, frechet_distance
 from dgm.quality import train_classifier as fit_classifier
+from dgm.tasks.common import resume_path
 
 MODEL_FILE_VERSION = 1
 log = logging.getLogger("dgm")
@@ -38,33 +39,33 @@ def gray_images(splits: dict, name: str) -> torch.Tensor:
     return images.reshape(len(images), 1, 28, 28).float().div_(255.0)
 
 
-def train_classifier(*, splits_path: str, model_path: str, metrics_path: str, epochs: int, batch_size: int,
-                     lr: float, seed: int, device: str = "auto", eval_batch_size: int = 1000) -> dict:
-    """Train the feature CNN on the grey-level training split; write it and its accuracies."""
+def train_classifier(*, splits_path: str, model_path: str, metrics_path: str, curve_path: str, cfg: dict,
+                     device: str = "auto", eval_batch_size: int = 1000) -> dict:
+    """Train the feature CNN (config section ``quality.classifier``: epochs, batch_size, lr, seed)
+    on the grey-level training split; write it, its per-epoch curve and its accuracies."""
     dev = training.select_device(device)
     splits = data.load_splits(splits_path)
     meta = splits["meta"]
-    log.info("training the digit classifier on %d images of %s on %s", meta["n_train"], meta["dataset"], dev)
-    history = []
-
-    def progress(epoch, stats):
-        history.append({"epoch": epoch, **stats})
-        log.info("epoch %d/%d: %s", epoch, epochs, ", ".join(f"{k}={v:.4g}" for k, v in stats.items()))
-
-    model = fit_classifier(gray_images(splits, "train"), splits["train_labels"], epochs=epochs, batch_size=batch_size,
-                           lr=lr, generator=torch.Generator().manual_seed(seed), device=dev, progress=progress)
+    options = {k: cfg[k] for k in ("epochs", "batch_size", "lr", "seed")}
+    log.info("training the digit classifier on %d images of %s on %s: %s", meta["n_train"], meta["dataset"], dev,
+             options)
+    model, history = fit_classifier(
+        gray_images(splits, "train"), splits["train_labels"], epochs=options["epochs"],
+        batch_size=options["batch_size"], lr=options["lr"], generator=torch.Generator().manual_seed(options["seed"]),
+        device=dev, valid=(gray_images(splits, "valid"), splits["valid_labels"]), eval_batch=eval_batch_size,
+        checkpoint_path=resume_path(model_path), metrics_path=curve_path,
+        fingerprint=training.config_fingerprint({**options, "data": meta}))
     result = {
-        "dataset": meta["dataset"], "n_train": meta["n_train"], "epochs": epochs, "batch_size": batch_size, "lr": lr,
-        "seed": seed, "history": history,
+        "dataset": meta["dataset"], "n_train": meta["n_train"], **options, "history": history,
         "valid_accuracy": accuracy(model, gray_images(splits, "valid"), splits["valid_labels"], eval_batch_size),
         "test_accuracy": accuracy(model, gray_images(splits, "test"), splits["test_labels"], eval_batch_size),
         "parameters": sum(p.numel() for p in model.parameters()),
     }
     io.torch_save({"version": MODEL_FILE_VERSION, "model": model.describe(),
-                   "state_dict": {k: v.cpu() for k, v in model.state_dict().items()},
-                   "options": {k: result[k] for k in ("epochs", "batch_size", "lr", "seed")}, "data": meta},
-                  model_path)
+                   "state_dict": {k: v.cpu() for k, v in model.state_dict().items()}, "options": options,
+                   "data": meta}, model_path)
     io.write_json(result, metrics_path)
+    resume_path(model_path).unlink(missing_ok=True)  # the job is complete: nothing left to resume
     log.info("validation accuracy %.4f, test accuracy %.4f", result["valid_accuracy"], result["test_accuracy"])
     return result
 
