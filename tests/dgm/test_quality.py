@@ -6,11 +6,9 @@ import torch
 from dgm.quality import (
     Classifier,
     ClassifierConfig,
+    SampleMetrics,
     accuracy,
-    classifier_fid,
-    feature_statistics,
     features,
-    frechet_distance,
     predict,
     train_classifier,
 )
@@ -45,85 +43,68 @@ def trained():
     return train_classifier(images, labels, epochs=2, batch_size=64, lr=1e-3, generator=gen(0))[0]
 
 
-# ---------------------------------------------------------------------------- Fréchet distance
+
+# ---------------------------------------------------------------------------- sample metrics (libraries)
 
 
-def random_cov(dim: int, seed: int) -> np.ndarray:
-    a = np.random.default_rng(seed).normal(size=(dim, 2 * dim))
-    return a @ a.T / (2 * dim)
+def pytorch_fid_reference(a: np.ndarray, b: np.ndarray) -> float:
+    """The Fréchet distance as the pipeline computed it before the libraries (pytorch-fid's
+    formula: float64 mean and unbiased covariance, scipy's sqrtm): the oracle for the agreement test."""
+    mu1, mu2 = a.mean(0), b.mean(0)
+    s1, s2 = np.atleast_2d(np.cov(a, rowvar=False)), np.atleast_2d(np.cov(b, rowvar=False))
+    covmean = scipy.linalg.sqrtm(s1 @ s2).real
+    return float(((mu1 - mu2) ** 2).sum() + np.trace(s1) + np.trace(s2) - 2 * np.trace(covmean))
 
 
-def trace_sqrt_product(s1, s2) -> float:
-    """Tr (S1 S2)^{1/2} = Tr (S1^{1/2} S2 S1^{1/2})^{1/2}, via symmetric eigendecompositions only."""
-    w, v = np.linalg.eigh(s1)
-    r1 = (v * np.sqrt(np.clip(w, 0, None))) @ v.T
-    return float(np.sqrt(np.clip(np.linalg.eigvalsh(r1 @ s2 @ r1), 0, None)).sum())
+def feature_sets(n=2000, dim=32, seed=0):
+    g = gen(seed)
+    mix = torch.randn(dim, dim, generator=g) / dim**0.5
+    real = torch.randn(n, dim, generator=g) @ mix + 1.0
+    fake = (torch.randn(n, dim, generator=g) * 1.2 + 0.1) @ mix + 1.0
+    return real, fake
 
 
-def test_distance_of_a_gaussian_to_itself_is_zero():
-    mu, cov = np.random.default_rng(0).normal(size=32), random_cov(32, 1)
-    assert abs(frechet_distance(mu, cov, mu, cov)) < 1e-6
+def test_library_fid_equals_the_pipelines_former_frechet_distance():
+    real, fake = feature_sets()
+    got = SampleMetrics(real, kid_subsets=2, kid_subset_size=100).fid(fake)
+    expected = pytorch_fid_reference(real.double().numpy(), fake.double().numpy())
+    assert got == pytest.approx(expected, rel=1e-6)
+    # and the oracle itself on a closed form: diagonal Gaussians, sum (mu1 - mu2)^2 + (sqrt v1 - sqrt v2)^2
+    x = np.random.default_rng(1).normal(size=(200_000, 1))
+    assert pytorch_fid_reference(x, 2 * x + 3) == pytest.approx(9.0 + 1.0, rel=1e-2)
 
 
-def test_distance_of_a_sample_set_to_itself_is_zero():
-    feats = np.random.default_rng(0).normal(size=(500, 64)) * 3 + 1
-    stats = feature_statistics(feats)
-    assert abs(frechet_distance(*stats, *stats)) < 1e-6
+def test_fid_of_a_set_to_itself_is_zero_and_kid_is_unbiased():
+    real, fake = feature_sets()
+    metrics = SampleMetrics(real, kid_subsets=50, kid_subset_size=500, seed=3)
+    assert abs(metrics.fid(real)) < 1e-6
+    same = SampleMetrics(real[:1000], kid_subsets=50, kid_subset_size=500).kid(real[1000:])  # one distribution
+    assert abs(same["kid_mean"]) < 3 * same["kid_std"]  # unbiased: centred on 0 (FID of two draws is > 0)
+    other = metrics.kid(fake)
+    assert other["kid_mean"] > 3 * other["kid_std"] and other["kid_subset_size"] == 500
 
 
-def test_distance_of_diagonal_gaussians_matches_closed_form():
-    rng = np.random.default_rng(2)
-    mu1, mu2 = rng.normal(size=20), rng.normal(size=20)
-    v1, v2 = rng.uniform(0.1, 4, size=20), rng.uniform(0.1, 4, size=20)
-    # Tr(S1 + S2 - 2 (S1 S2)^{1/2}) with commuting diagonals = sum (sqrt v1 - sqrt v2)^2
-    expected = np.sum((mu1 - mu2) ** 2) + np.sum((np.sqrt(v1) - np.sqrt(v2)) ** 2)
-    got = frechet_distance(mu1, np.diag(v1), mu2, np.diag(v2))
-    assert got == pytest.approx(expected, rel=1e-10)
-    assert frechet_distance([0.0], [[1.0]], [3.0], [[4.0]]) == pytest.approx(9.0 + 1.0)
+def test_kid_is_reproducible_from_its_seed_and_leaves_global_rng_alone():
+    real, fake = feature_sets(n=400)
+    state = torch.random.get_rng_state()
+    a = SampleMetrics(real, kid_subsets=5, kid_subset_size=100, seed=1).kid(fake)
+    assert torch.equal(torch.random.get_rng_state(), state)
+    assert a == SampleMetrics(real, kid_subsets=5, kid_subset_size=100, seed=1).kid(fake)
+    assert a != SampleMetrics(real, kid_subsets=5, kid_subset_size=100, seed=2).kid(fake)
+    assert SampleMetrics(real, kid_subset_size=1000).kid(fake[:50])["kid_subset_size"] == 50  # capped by the sets
 
 
-def test_distance_of_full_gaussians_matches_an_independent_formula():
-    rng = np.random.default_rng(3)
-    mu1, mu2, s1, s2 = rng.normal(size=16), rng.normal(size=16), random_cov(16, 4), random_cov(16, 5)
-    expected = np.sum((mu1 - mu2) ** 2) + np.trace(s1) + np.trace(s2) - 2 * trace_sqrt_product(s1, s2)
-    assert frechet_distance(mu1, s1, mu2, s2) == pytest.approx(expected, rel=1e-8)
-    assert frechet_distance(mu2, s2, mu1, s1) == pytest.approx(expected, rel=1e-8)  # symmetric
-
-
-def test_singular_covariances_get_the_diagonal_offset():
-    rng = np.random.default_rng(6)
-    low_rank = rng.normal(size=(8, 3))
-    s1 = low_rank @ low_rank.T  # rank 3 of 8: a dead-feature situation
-    s2 = random_cov(8, 7)
-    s2[:, 0] = s2[0, :] = 0.0  # a feature that never fires
-    mu = np.zeros(8)
-    got = frechet_distance(mu, s1, mu, s2, eps=1e-6)
-    offset = np.eye(8) * 1e-6
-    expected = np.trace(s1) + np.trace(s2) + 16e-6 - 2 * trace_sqrt_product(s1 + offset, s2 + offset)
-    assert got == pytest.approx(expected, abs=1e-7)
-    assert abs(frechet_distance(mu, s1, mu, s1)) < 1e-6
-
-
-def test_feature_statistics_are_float64_mean_and_unbiased_covariance():
-    feats = torch.randn(50, 4, generator=gen(0))
-    mu, cov = feature_statistics(feats)
-    x = feats.double().numpy()
-    assert mu.dtype == cov.dtype == np.float64
-    np.testing.assert_allclose(mu, x.mean(0), rtol=1e-12)
-    np.testing.assert_allclose(cov, (x - x.mean(0)).T @ (x - x.mean(0)) / 49, rtol=1e-10)
-    with pytest.raises(ValueError):
-        feature_statistics(feats[:1])
-
-
-def test_frechet_distance_rejects_mismatched_shapes():
-    with pytest.raises(ValueError, match="shapes"):
-        frechet_distance(np.zeros(3), np.eye(3), np.zeros(4), np.eye(4))
-
-
-def test_sqrtm_matches_the_reference_it_replaces():
-    """Guards the assumption that scipy's sqrtm gives the principal root for our PSD products."""
-    s1, s2 = random_cov(10, 8), random_cov(10, 9)
-    assert np.trace(scipy.linalg.sqrtm(s1 @ s2)).real == pytest.approx(trace_sqrt_product(s1, s2), rel=1e-8)
+def test_precision_recall_density_coverage_separate_fidelity_from_diversity():
+    real, _ = feature_sets(n=1000)
+    metrics = SampleMetrics(real, kid_subsets=2, kid_subset_size=100, nearest_k=5)
+    identical = metrics.prdc(real)
+    assert identical["precision"] == identical["recall"] == identical["coverage"] == 1.0
+    collapsed = metrics.prdc(real[:50].repeat(20, 1))  # faithful but only 50 distinct points: mode dropping
+    assert collapsed["precision"] == 1.0 and collapsed["recall"] < 0.2 and collapsed["coverage"] < 0.3
+    off = metrics.prdc(real + 100.0)  # far from every real point
+    assert off["precision"] == off["density"] == off["coverage"] == 0.0
+    with pytest.raises(ValueError, match="nearest_k"):
+        SampleMetrics(real[:5], nearest_k=5).prdc(real[:5])
 
 
 # ---------------------------------------------------------------------------- classifier
@@ -196,10 +177,12 @@ def test_evaluation_restores_training_mode(trained):
     assert torch.equal(predict(trained, images, batch_size=7), predict(trained, images, batch_size=20))
 
 
-def test_classifier_fid_orders_distributions(trained):
+def test_classifier_features_order_distributions(trained):
     a, _ = blob_digits(600, seed=10)
     b, _ = blob_digits(600, seed=11)  # same distribution, fresh draws
     c, _ = blob_digits(600, seed=12, classes=[0, 1])  # only two of ten classes: mode collapse
-    assert abs(classifier_fid(trained, a, a)) < 1e-6
-    same, collapsed = classifier_fid(trained, a, b), classifier_fid(trained, a, c)
-    assert 0 < same < collapsed / 5
+    metrics = SampleMetrics(features(trained, a), kid_subsets=10, kid_subset_size=300)
+    assert abs(metrics.fid(features(trained, a))) < 1e-6
+    same, collapsed = metrics(features(trained, b)), metrics(features(trained, c))
+    assert 0 < same["fid"] < collapsed["fid"] / 5 and same["kid_mean"] < collapsed["kid_mean"] / 5
+    assert collapsed["recall"] < same["recall"] and collapsed["coverage"] < same["coverage"]

@@ -8,7 +8,7 @@ from dgm import io
 from dgm.distributions import interpolate_latents
 from dgm.estimators import parzen_log_likelihood
 from dgm.gan import GAN, GANConfig
-from dgm.quality import Classifier, classifier_fid
+from dgm.quality import Classifier, SampleMetrics, features
 from dgm.tasks.gan import interpolation_rows
 from dgm.tasks.quality import Scorer, draw_samples, table_rows, write_table
 
@@ -55,19 +55,26 @@ def test_draw_samples_is_seeded_batched_and_checked():
         draw_samples(Constant(torch.full((3, 1, 28, 28), 2.0)), 5, seed=0, batch_size=5)
 
 
-def test_scorer_fid_is_classifier_fid_against_the_test_set(splits, classifier):
-    scorer = Scorer(classifier, splits, sigmas=[0.5], batch_size=16)
+METRICS = {"kid_subsets": 4, "kid_subset_size": 8, "nearest_k": 3, "sample_sizes": [4, 8, 60, 1000]}
+
+
+def test_scorer_measures_against_the_test_set(splits, classifier):
+    scorer = Scorer(classifier, splits, sigmas=[0.5], metrics=METRICS, batch_size=16)
     test = splits["test_images"].float().div(255).unsqueeze(1)
     assert abs(scorer.fid(test)) < 1e-6
     train = splits["train_images"].float().div(255).unsqueeze(1)
-    # Same statistics, computed in another order (the scorer caches the test set's): float32 features
-    # agree to ~1e-7 relative, not to 1e-9 (this failed at 1e-9 before the registry refactor too).
-    assert scorer.fid(train) == pytest.approx(classifier_fid(classifier, train, test), rel=1e-5)
+    direct = SampleMetrics(features(classifier, test), kid_subsets=4, kid_subset_size=8, nearest_k=3)
+    out = scorer.score(train, size_curve=True)
+    assert out["fid"] == pytest.approx(direct.fid(features(classifier, train)), rel=1e-9)
+    prdc = direct.prdc(features(classifier, train))
+    assert {k: out[k] for k in prdc} == prdc
+    assert [c["n"] for c in out["sample_sizes"]] == [4, 8, 60]  # the sizes the 60 samples reach
+    assert out["sample_sizes"][-1]["fid"] == pytest.approx(out["fid"], rel=1e-12)  # all 60: the full set
 
 
 def test_scorer_parzen_follows_goodfellow_protocol(splits, classifier):
     sigmas = [0.2, 0.5, 1.0]
-    scorer = Scorer(classifier, splits, sigmas=sigmas)
+    scorer = Scorer(classifier, splits, sigmas=sigmas, metrics=METRICS)
     samples = splits["train_images"].float().div(255).flatten(1)
     out = scorer.parzen(samples)
     valid = splits["valid_images"].float().div(255).flatten(1)

@@ -49,6 +49,7 @@ rule quality_reference:
     params:
         n_samples=config["quality"]["n_samples"],
         sigmas=parzen_sigmas(),
+        metrics=config["quality"]["metrics"],
         seed=config["quality"]["sample_seed"],
         batch_size=config["quality"]["batch_size"],
         device=config["device"],
@@ -75,6 +76,7 @@ rule sample_quality:
     params:
         n_samples=config["quality"]["n_samples"],
         sigmas=parzen_sigmas(),
+        metrics=config["quality"]["metrics"],
         seed=config["quality"]["sample_seed"],
         snapshot_epochs=lambda w: quality_snapshot_epochs(w.model),
         batch_size=config["quality"]["batch_size"],
@@ -92,7 +94,7 @@ rule quality_table:
             f"{QUALITY}/sample_quality.tsv",
             caption="../report/sample_quality.rst",
             category="Sample quality",
-            labels={"table": "FID and Parzen per model and epoch"},
+            labels={"table": "FID, KID, precision/recall, density/coverage and Parzen per model and epoch"},
         ),
     log:
         "logs/quality/{dataset}/table.log",

@@ -1,4 +1,4 @@
-"""Rule quality_reference: FID and Parzen of real images, the floor for model samples."""
+"""Rule quality_reference: every sample-quality metric of real images, the floor for model samples."""
 from dgm.entry import start_torch_job
 
 start_torch_job(snakemake)
@@ -13,6 +13,7 @@ quality_reference(
     output_path=snakemake.output[0],
     n_samples=p.n_samples,
     sigmas=p.sigmas,
+    metrics=dict(p.metrics),
     seed=p.seed,
     device=p.device,
     batch_size=p.batch_size,

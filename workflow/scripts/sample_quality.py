@@ -1,4 +1,4 @@
-"""Rule sample_quality: classifier FID and Parzen log-likelihood of one trained model's samples."""
+"""Rule sample_quality: every sample-quality metric (dgm.tasks.quality.Scorer) of one trained model."""
 from dgm.entry import start_torch_job
 
 start_torch_job(snakemake)
@@ -13,6 +13,7 @@ sample_quality(
     output_path=snakemake.output[0],
     n_samples=p.n_samples,
     sigmas=p.sigmas,
+    metrics=dict(p.metrics),
     seed=p.seed,
     snapshots_path=inp.get("snapshots"),
     snapshot_epochs=p.snapshot_epochs,

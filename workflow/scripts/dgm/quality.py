@@ -1,28 +1,30 @@
-"""Sample quality: a small MNIST digit classifier and the Fréchet distance in its feature space.
+"""Sample quality: a small MNIST digit classifier, and the metrics that compare image sets in its
+feature space through maintained libraries (``SampleMetrics``): FID and KID from torchmetrics,
+precision/recall/density/coverage from prdc.
 
-Fréchet Inception Distance: Heusel et al., "GANs Trained by a Two Time-Scale Update Rule Converge
-to a Local Nash Equilibrium", NeurIPS 2017 (arXiv:1706.08500). Numerics follow pytorch-fid
-(github.com/mseitzer/pytorch-fid, ``calculate_frechet_distance``).
-
-NOT INCEPTION FID. ``classifier_fid`` embeds images with the penultimate layer (128 units) of the
-CNN below, trained on MNIST digits, not with Inception-v3 pool3 (2048 units) trained on ImageNet.
-Its values live on a different scale and must not be compared with FIDs reported elsewhere,
-nor across classifiers (different seeds or data give different feature spaces). They compare the
-models of this pipeline with each other, embedded by the same classifier.
+NOT INCEPTION FID. The features are the penultimate layer (128 units) of the CNN below, trained
+on MNIST digits, not Inception-v3 pool3 (2048 units) trained on ImageNet (whose weights cannot be
+downloaded on offline clusters). The values live on a different scale and must not be compared
+with numbers reported elsewhere, nor across classifiers (different seeds or data give different
+feature spaces). They compare the models of this pipeline with each other, embedded by the same
+classifier.
 
 Images are floats in [0, 1], shaped (N, 1, 28, 28) or (N, 784), for every function here.
 """
 from __future__ import annotations
 
+import contextlib
+import io
 import warnings
 from dataclasses import asdict, dataclass
 from typing import Callable
 
-import numpy as np
-import scipy.linalg
 import torch
 import torch.nn.functional as F
+from prdc import compute_prdc
 from torch import nn
+from torchmetrics.image.fid import FrechetInceptionDistance
+from torchmetrics.image.kid import KernelInceptionDistance
 
 from dgm.config import ModelConfig
 from dgm.training import Trainer, batched_means, fit
@@ -171,53 +173,73 @@ def features(model: Classifier, images: torch.Tensor, batch_size: int = 1000) ->
     return _batched(lambda m, b: m.features(b), model, images, batch_size)
 
 
-def feature_statistics(feats) -> tuple[np.ndarray, np.ndarray]:
-    """Mean (F,) and unbiased covariance (F, F) of features (N, F), in float64 (as pytorch-fid)."""
-    f = feats.detach().cpu().numpy() if isinstance(feats, torch.Tensor) else np.asarray(feats)
-    f = f.astype(np.float64)
-    if f.ndim != 2 or f.shape[0] < 2:
-        raise ValueError(f"need features shaped (N >= 2, F), got {f.shape}")
-    return f.mean(0), np.cov(f, rowvar=False)
+class _Features(nn.Module):
+    """The metrics' "feature extractor" when features are computed beforehand: the identity on
+    (N, F) features, with the ``num_features`` torchmetrics asks for."""
+
+    def __init__(self, num_features: int):
+        super().__init__()
+        self.num_features = num_features
+
+    def forward(self, feats: torch.Tensor) -> torch.Tensor:
+        return feats
 
 
-def frechet_distance(mu1, cov1, mu2, cov2, eps: float = 1e-6) -> float:
-    """Squared Fréchet (2-Wasserstein) distance between N(mu1, cov1) and N(mu2, cov2):
+class SampleMetrics:
+    """Sample-quality metrics of image sets against one real set, all in the classifier's features:
 
-        ||mu1 - mu2||^2 + Tr(cov1 + cov2 - 2 (cov1 cov2)^{1/2})
+    - ``fid``: Fréchet distance of Gaussian fits (Heusel et al. 2017), torchmetrics'
+      ``FrechetInceptionDistance`` on these features, in float64;
+    - ``kid_mean`` ± ``kid_std``: kernel distance (Bińkowski et al. 2018), torchmetrics'
+      ``KernelInceptionDistance``: the unbiased cubic-kernel MMD² averaged over ``kid_subsets``
+      random subsets of ``kid_subset_size`` (fewer where a set is smaller: ``kid_subset_size`` in
+      the result says how many), its SD over the subsets; the subsets are drawn from ``seed``;
+    - ``precision``, ``recall`` (Kynkäänniemi et al. 2019), ``density``, ``coverage`` (Naeem et al.
+      2020): ``prdc.compute_prdc`` with ``nearest_k`` neighbours in Euclidean feature distance.
 
-    in float64 with ``scipy.linalg.sqrtm``. As in pytorch-fid, if the product is singular or its
-    root not finite, ``eps`` is added to both diagonals; unlike pytorch-fid it is then also kept
-    in the trace terms, so the result is the exact distance of the regularised pair (pytorch-fid
-    is off by -2 eps F there, which makes FID(a, a) negative). A numerically complex root with
-    imaginary diagonal above 1e-3 raises ``ValueError``; smaller imaginary parts are dropped.
+    The real features are embedded and fitted once (``reset_real_features=False``).
     """
-    mu1, mu2 = np.atleast_1d(np.asarray(mu1, np.float64)), np.atleast_1d(np.asarray(mu2, np.float64))
-    cov1, cov2 = np.atleast_2d(np.asarray(cov1, np.float64)), np.atleast_2d(np.asarray(cov2, np.float64))
-    if mu1.shape != mu2.shape or cov1.shape != cov2.shape or cov1.shape != mu1.shape * 2:
-        raise ValueError(f"shapes disagree: mu {mu1.shape}, {mu2.shape}; cov {cov1.shape}, {cov2.shape}")
 
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always", scipy.linalg.LinAlgWarning)
-        covmean = scipy.linalg.sqrtm(cov1 @ cov2)
-    singular = any(issubclass(w.category, scipy.linalg.LinAlgWarning) for w in caught)
-    if singular or not np.isfinite(covmean).all():
-        offset = np.eye(cov1.shape[0]) * eps
-        cov1, cov2 = cov1 + offset, cov2 + offset
-        covmean = scipy.linalg.sqrtm(cov1 @ cov2)
+    def __init__(self, real: torch.Tensor, *, kid_subsets: int = 100, kid_subset_size: int = 1000,
+                 nearest_k: int = 5, seed: int = 0):
+        if real.ndim != 2 or len(real) < 2:
+            raise ValueError(f"need real features shaped (N >= 2, F), got {tuple(real.shape)}")
+        self.real = real.detach().cpu().double()  # (N, F)
+        self.kid_subset_size, self.nearest_k, self.seed = kid_subset_size, nearest_k, seed
+        extractor = _Features(real.shape[1])
+        with warnings.catch_warnings():  # KID keeps every feature: 10,000 x 128 floats are no burden
+            warnings.filterwarnings("ignore", message="Metric `Kernel Inception Distance` will save all")
+            KernelInceptionDistance(feature=extractor)  # fail here, not after sampling, on a bad option
+        self._fid = FrechetInceptionDistance(feature=extractor, reset_real_features=False)
+        self._fid.update(self.real, real=True)
+        self._kid_options = {"feature": extractor, "subsets": kid_subsets, "reset_real_features": False}
 
-    if np.iscomplexobj(covmean):
-        if not np.allclose(np.diagonal(covmean).imag, 0, atol=1e-3):
-            raise ValueError(f"matrix square root has imaginary part {np.abs(covmean.imag).max():.3g}")
-        covmean = covmean.real
-    diff = mu1 - mu2
-    return float(diff @ diff + np.trace(cov1) + np.trace(cov2) - 2.0 * np.trace(covmean))
+    def fid(self, fake: torch.Tensor) -> float:
+        self._fid.reset()
+        self._fid.update(fake.detach().cpu().double(), real=False)
+        return float(self._fid.compute())
+
+    def kid(self, fake: torch.Tensor) -> dict:
+        size = min(self.kid_subset_size, len(self.real), len(fake))
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="Metric `Kernel Inception Distance` will save all")
+            metric = KernelInceptionDistance(subset_size=size, **self._kid_options)
+        metric.update(self.real, real=True)
+        metric.update(fake.detach().cpu().double(), real=False)
+        with torch.random.fork_rng(devices=[]):  # torchmetrics draws its subsets from the global RNG
+            torch.manual_seed(self.seed)
+            mean, std = metric.compute()
+        return {"kid_mean": float(mean), "kid_std": float(std), "kid_subset_size": size}
+
+    def prdc(self, fake: torch.Tensor) -> dict:
+        if min(len(self.real), len(fake)) <= self.nearest_k:
+            raise ValueError(f"quality.metrics.nearest_k = {self.nearest_k} needs more than that many images per set")
+        with contextlib.redirect_stdout(io.StringIO()):  # prdc prints the set sizes
+            out = compute_prdc(self.real.float().numpy(), fake.detach().cpu().float().numpy(), self.nearest_k)
+        return {k: float(v) for k, v in out.items()}
+
+    def __call__(self, fake: torch.Tensor) -> dict:
+        """Every metric of the fake features (M, F) against the real ones."""
+        return {"fid": self.fid(fake), **self.kid(fake), **self.prdc(fake)}
 
 
-def classifier_fid(model: Classifier, images_a: torch.Tensor, images_b: torch.Tensor,
-                   batch_size: int = 1000) -> float:
-    """Fréchet distance between two image sets in ``model``'s feature space (NOT Inception FID:
-    see the module docstring). Use thousands of images per set: the covariance is F x F = 128 x 128,
-    and the estimate is biased upwards for small sets."""
-    stats_a = feature_statistics(features(model, images_a, batch_size))
-    stats_b = feature_statistics(features(model, images_b, batch_size))
-    return frechet_distance(*stats_a, *stats_b)

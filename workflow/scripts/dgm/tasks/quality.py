@@ -25,7 +25,7 @@ import torch
 from dgm import data, io, registry, training
 from dgm.estimators import mean_and_stderr, parzen_log_likelihood, select_parzen_sigma
 from dgm.models import from_checkpoint, load_model
-from dgm.quality import accuracy, feature_statistics, features, frechet_distance
+from dgm.quality import SampleMetrics, accuracy, features
 from dgm.quality import train_classifier as fit_classifier
 from dgm.tasks.common import resume_path
 
@@ -71,17 +71,25 @@ def train_classifier(*, splits_path: str, model_path: str, metrics_path: str, cu
 
 
 class Scorer:
-    """FID and Parzen of image sets against one data set's validation and test images."""
+    """Scores image sets against the grey-level test set: every ``dgm.quality.SampleMetrics``
+    metric (FID, KID, precision, recall, density, coverage) in the classifier's features, and the
+    Parzen window estimate. ``metrics`` is the config section ``quality.metrics``."""
 
-    def __init__(self, classifier, splits: dict, *, sigmas: list[float], batch_size: int = 1000):
+    def __init__(self, classifier, splits: dict, *, sigmas: list[float], metrics: dict, batch_size: int = 1000,
+                 seed: int = 0):
         self.classifier, self.sigmas, self.batch_size = classifier, sigmas, batch_size
         self.valid = gray_images(splits, "valid").flatten(1)  # (N_valid, 784)
         self.test = gray_images(splits, "test").flatten(1)  # (N_test, 784)
-        self.test_stats = feature_statistics(features(classifier, self.test, batch_size))
+        self.sample_sizes = list(metrics["sample_sizes"])
+        self.metrics = SampleMetrics(features(classifier, self.test, batch_size), kid_subsets=metrics["kid_subsets"],
+                                     kid_subset_size=metrics["kid_subset_size"], nearest_k=metrics["nearest_k"],
+                                     seed=seed)
+
+    def features(self, images: torch.Tensor) -> torch.Tensor:
+        return features(self.classifier, images, self.batch_size)
 
     def fid(self, images: torch.Tensor) -> float:
-        return frechet_distance(*feature_statistics(features(self.classifier, images, self.batch_size)),
-                                *self.test_stats)
+        return self.metrics.fid(self.features(images))
 
     def parzen(self, images: torch.Tensor) -> dict:
         """Goodfellow et al.'s protocol: sigma with the best mean validation log-likelihood, then
@@ -92,11 +100,20 @@ class Scorer:
         return {"parzen_sigma": sigma, "parzen_mean": mean, "parzen_stderr": stderr,
                 "parzen_valid": [[s, ll] for s, ll in table]}
 
-    def score(self, images: torch.Tensor, *, parzen: bool = True) -> dict:
+    def size_curve(self, feats: torch.Tensor) -> list[dict]:
+        """FID and KID of the first n of these samples for each configured n they reach: FID's bias
+        shrinks with n, KID's does not (Bińkowski et al. 2018)."""
+        return [{"n": n, "fid": self.metrics.fid(feats[:n]), **self.metrics.kid(feats[:n])}
+                for n in self.sample_sizes if n <= len(feats)]
+
+    def score(self, images: torch.Tensor, *, parzen: bool = True, size_curve: bool = False) -> dict:
         t0 = time.perf_counter()
-        out = {"n": len(images), "fid": self.fid(images)}
+        feats = self.features(images)
+        out = {"n": len(images), **self.metrics(feats)}
         if parzen:
             out.update(self.parzen(images))
+        if size_curve:
+            out["sample_sizes"] = self.size_curve(feats)
         out["seconds"] = time.perf_counter() - t0
         return out
 
@@ -113,18 +130,21 @@ def draw_samples(model, n: int, *, seed: int, batch_size: int) -> torch.Tensor:
     return images
 
 
-def _scorer(classifier_path, splits, *, sigmas, batch_size, device):
-    return Scorer(load_model(classifier_path, device), splits, sigmas=sigmas, batch_size=batch_size)
+def _scorer(classifier_path, splits, *, sigmas, metrics, batch_size, device, seed):
+    return Scorer(load_model(classifier_path, device), splits, sigmas=sigmas, metrics=metrics, batch_size=batch_size,
+                  seed=seed)
 
 
 def quality_reference(*, classifier_path: str, classifier_metrics_path: str, splits_path: str, output_path: str,
-                      n_samples: int, sigmas: list[float], seed: int = 0, device: str = "auto",
+                      n_samples: int, sigmas: list[float], metrics: dict, seed: int = 0, device: str = "auto",
                       batch_size: int = 1000) -> dict:
-    """Real images scored like model samples: held-out validation images (FID only: they also pick
-    the Parzen sigma) and ``n_samples`` training images drawn without replacement (FID and Parzen)."""
+    """Real images scored like model samples: held-out validation images (no Parzen: they pick
+    its sigma) and ``n_samples`` training images drawn without replacement (every metric). These
+    are the floors a perfect sampler would reach at that sample size."""
     dev = training.select_device(device)
     splits = data.load_splits(splits_path)
-    scorer = _scorer(classifier_path, splits, sigmas=sigmas, batch_size=batch_size, device=dev)
+    scorer = _scorer(classifier_path, splits, sigmas=sigmas, metrics=metrics, batch_size=batch_size, device=dev,
+                     seed=seed)
     train = gray_images(splits, "train")
     pick = torch.randperm(len(train), generator=torch.Generator().manual_seed(seed))[:n_samples]
     result = {
@@ -138,19 +158,21 @@ def quality_reference(*, classifier_path: str, classifier_metrics_path: str, spl
     }
     io.write_json(result, output_path)
     for name, r in result["references"].items():
-        log.info("%s (n=%d): FID %.3f%s", name, r["n"], r["fid"],
+        log.info("%s (n=%d): %s%s", name, r["n"], _shown(r),
                  f", Parzen {r['parzen_mean']:.1f} ± {r['parzen_stderr']:.1f}" if "parzen_mean" in r else "")
     return result
 
 
 def sample_quality(*, model_path: str, classifier_path: str, splits_path: str, output_path: str, n_samples: int,
-                   sigmas: list[float], seed: int = 0, snapshots_path: str | None = None,
+                   sigmas: list[float], metrics: dict, seed: int = 0, snapshots_path: str | None = None,
                    snapshot_epochs: list[int] = (), device: str = "auto", batch_size: int = 1000) -> dict:
-    """FID and Parzen of ``n_samples`` samples from the trained model and, where given, from its
-    snapshots at ``snapshot_epochs`` (the same sampling seed for each, so only the weights differ)."""
+    """Every metric of ``Scorer`` on ``n_samples`` samples from the trained model and, where given,
+    from its snapshots at ``snapshot_epochs`` (the same sampling seed for each, so only the weights
+    differ); the trained model's samples also get FID and KID against the sample size."""
     dev = training.select_device(device)
     splits = data.load_splits(splits_path)
-    scorer = _scorer(classifier_path, splits, sigmas=sigmas, batch_size=batch_size, device=dev)
+    scorer = _scorer(classifier_path, splits, sigmas=sigmas, metrics=metrics, batch_size=batch_size, device=dev,
+                     seed=seed)
     ckpt = torch.load(model_path, map_location="cpu", weights_only=True)
     model = from_checkpoint(ckpt, dev)
     states = {}
@@ -165,10 +187,11 @@ def sample_quality(*, model_path: str, classifier_path: str, splits_path: str, o
     evaluations = []
     for epoch in sorted(states):
         snap = from_checkpoint({"model": ckpt["model"], "state_dict": states[epoch]}, dev)
-        evaluations.append(_evaluate(snap, epoch, scorer, n_samples, seed, batch_size))
+        evaluations.append(_evaluate(snap, epoch, scorer, n_samples, seed, batch_size,
+                                     size_curve=epoch == ckpt.get("epoch")))
     final_epoch = ckpt.get("epoch")
     if final_epoch not in states:
-        evaluations.append(_evaluate(model, final_epoch, scorer, n_samples, seed, batch_size))
+        evaluations.append(_evaluate(model, final_epoch, scorer, n_samples, seed, batch_size, size_curve=True))
     result = {
         "model": ckpt["model"]["class"],
         "description": ckpt["model"],
@@ -183,16 +206,26 @@ def sample_quality(*, model_path: str, classifier_path: str, splits_path: str, o
     return result
 
 
-def _evaluate(model, epoch, scorer, n_samples, seed, batch_size) -> dict:
-    out = {"epoch": epoch, **scorer.score(draw_samples(model, n_samples, seed=seed, batch_size=batch_size))}
-    log.info("epoch %s: FID %.3f, Parzen %.2f ± %.2f (sigma %.3f), %.1f s", epoch, out["fid"], out["parzen_mean"],
-             out["parzen_stderr"], out["parzen_sigma"], out["seconds"])
+def _evaluate(model, epoch, scorer, n_samples, seed, batch_size, *, size_curve: bool = False) -> dict:
+    images = draw_samples(model, n_samples, seed=seed, batch_size=batch_size)
+    out = {"epoch": epoch, **scorer.score(images, size_curve=size_curve)}
+    log.info("epoch %s: %s, %.1f s", epoch, _shown(out), out["seconds"])
     return out
+
+
+def _shown(r: dict) -> str:
+    """A result's metrics for a log line."""
+    shown = f"FID {r['fid']:.3f}, KID {r['kid_mean']:.4f} ± {r['kid_std']:.4f}, " + ", ".join(
+        f"{k} {r[k]:.3f}" for k in ("precision", "recall", "density", "coverage"))
+    if "parzen_mean" in r:
+        shown += f", Parzen {r['parzen_mean']:.2f} ± {r['parzen_stderr']:.2f} (sigma {r['parzen_sigma']:.3f})"
+    return shown
 
 
 # --------------------------------------------------------------------------- table and report
 
-TABLE_HEADER = ["model", "latent", "seed", "epoch", "n", "fid", "parzen_mean", "parzen_stderr", "parzen_sigma"]
+METRICS = ["fid", "kid_mean", "kid_std", "precision", "recall", "density", "coverage"]
+TABLE_HEADER = ["model", "latent", "seed", "epoch", "n", *METRICS, "parzen_mean", "parzen_stderr", "parzen_sigma"]
 
 
 def table_rows(quality_paths: list[str], reference_path: str) -> list[dict]:
