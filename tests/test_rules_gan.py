@@ -99,11 +99,24 @@ def test_sample_quality_for_any_model_and_the_table(workdir):
     for e in gan["evaluations"] + vae["evaluations"]:
         assert e["n"] == 200 and e["fid"] >= 0 and math.isfinite(e["parzen_mean"]) and e["parzen_stderr"] > 0
         assert round(e["parzen_sigma"], 6) in sigmas and len(e["parzen_valid"]) == 10
+        assert e["kid_subset_size"] == 100 and e["kid_std"] > 0  # capped by the 100 test images
+        assert all(0 <= e[k] <= 1 for k in ("precision", "recall", "coverage")) and e["density"] >= 0
+    assert "sample_sizes" not in gan["evaluations"][0]  # the curve is the final samples' only
+    curve = gan["evaluations"][-1]["sample_sizes"]
+    assert [c["n"] for c in curve] == [200] and curve[0]["fid"] == pytest.approx(gan["evaluations"][-1]["fid"])
     table = pd.read_csv(wd / "results/mnist/quality/sample_quality.tsv", sep="\t")
+    assert {"kid_mean", "kid_std", "precision", "recall", "density", "coverage"} <= set(table.columns)
     assert list(table["model"]) == ["vae", "vae", "gan", "gan", "validation images", "training images"]
     assert table.loc[table["model"] == "gan", "fid"].tolist() == pytest.approx(
         [e["fid"] for e in gan["evaluations"]], rel=1e-5)
     assert (wd / "benchmarks/quality/mnist/gan/z8/seed0.tsv").exists()
+
+
+def test_sample_size_figure(workdir):
+    wd, cfg = workdir
+    run_snakemake(wd, "results/mnist/figures/quality_sample_size.png", configfile=cfg)
+    assert (wd / "results/mnist/figures/quality_sample_size.png").read_bytes()[:4] == b"\x89PNG"
+    assert (wd / "results/mnist/figures/quality_sample_size.pdf").read_bytes()[:4] == b"%PDF"
 
 
 def test_sample_quality_is_reproducible(workdir):

@@ -233,6 +233,8 @@ def get_figures(first_seed_only=False):
             out += [f"{figs}/likelihood_sweep_{m}_seed{s}.png" for s in seeds]
         if m in MODEL_FIGURES:
             out += MODEL_FIGURES[m](seeds)
+    if get_scored_runs():
+        out.append(f"{figs}/quality_sample_size.png")
     return out
 
 
@@ -271,6 +273,7 @@ def get_report_inputs(wildcards):
         **inputs,
         "quality_runs": get_run_files("quality.json"),
         "quality_reference": [f"{QUALITY}/reference.json".format(dataset=DATASET)] if get_scored_runs() else [],
+        "quality_figures": [p for p in figures if Path(p).name.startswith("quality_")],
         **get_likelihood_outputs(),
         "likelihood_figures": [p for p in figures if Path(p).name.startswith("likelihood_")],
     }

@@ -107,3 +107,27 @@ rule quality_table:
         runtime=10,
     script:
         "../scripts/quality_table.py"
+
+
+rule plot_quality_sample_size:
+    input:
+        runs=lambda w: get_run_files("quality.json", w.dataset),
+    output:
+        png=report(
+            f"{FIGURES}/quality_sample_size.png",
+            caption="../report/quality_sample_size.rst",
+            category="Sample quality",
+            labels={"figure": "FID and KID against the sample size"},
+        ),
+        pdf=f"{FIGURES}/quality_sample_size.pdf",
+    log:
+        "logs/quality/{dataset}/sample_size.log",
+    benchmark:
+        "benchmarks/quality/{dataset}/sample_size.tsv"
+    conda:
+        ENV
+    resources:
+        mem_mb=1000,
+        runtime=10,
+    script:
+        "../scripts/plot_quality_sample_size.py"

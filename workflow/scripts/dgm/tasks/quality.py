@@ -101,10 +101,10 @@ class Scorer:
                 "parzen_valid": [[s, ll] for s, ll in table]}
 
     def size_curve(self, feats: torch.Tensor) -> list[dict]:
-        """FID and KID of the first n of these samples for each configured n they reach: FID's bias
-        shrinks with n, KID's does not (Bińkowski et al. 2018)."""
-        return [{"n": n, "fid": self.metrics.fid(feats[:n]), **self.metrics.kid(feats[:n])}
-                for n in self.sample_sizes if n <= len(feats)]
+        """FID and KID of the first n of these samples for each configured n below their number, and
+        of all of them: FID's bias shrinks with n, KID's does not (Bińkowski et al. 2018)."""
+        sizes = sorted({n for n in self.sample_sizes if n < len(feats)} | {len(feats)})
+        return [{"n": n, "fid": self.metrics.fid(feats[:n]), **self.metrics.kid(feats[:n])} for n in sizes]
 
     def score(self, images: torch.Tensor, *, parzen: bool = True, size_curve: bool = False) -> dict:
         t0 = time.perf_counter()
@@ -220,6 +220,23 @@ def _shown(r: dict) -> str:
     if "parzen_mean" in r:
         shown += f", Parzen {r['parzen_mean']:.2f} ± {r['parzen_stderr']:.2f} (sigma {r['parzen_sigma']:.3f})"
     return shown
+
+
+def plot_sample_size(*, quality_paths: list[str], output_path: str) -> dict[str, list[dict]]:
+    """The sample-size figure: FID and KID of every scored run's final samples against n."""
+    from dgm.plotting import plot_sample_size_bias
+    from dgm.results import run_key
+
+    curves = {}
+    for path in quality_paths:
+        key, q = run_key(path), json.loads(Path(path).read_text())
+        points = q["evaluations"][-1].get("sample_sizes", [])
+        if points:
+            curves[f"{key['model']} z = {key['latent']}, seed {key['seed']}"] = points
+    if not curves:
+        raise ValueError(f"none of {quality_paths} holds a sample-size curve (quality.json of an older run?)")
+    plot_sample_size_bias(curves, output_path)
+    return curves
 
 
 # --------------------------------------------------------------------------- table and report
