@@ -150,7 +150,7 @@ def test_tiny_pipeline_through_slurm_matches_a_local_run(tmp_path, tiny_raw_dir)
     assert run.returncode == 0, run.stderr[-4000:]
     jobs = _submitted_jobs(run.stdout + run.stderr)
     assert "download_mnist" not in jobs  # a localrule: runs on the submit host
-    assert {"prepare_mnist", "train_vae", "evaluate_vae", "report_documents"} <= set(jobs)
+    assert {"prepare_mnist", "train_vae", "evaluate_elbo", "report_documents"} <= set(jobs)
     n_train = len(list((local / "results/mnist/vae").glob("z*/seed*/model.pt")))
     assert len(jobs["train_vae"]) == n_train > 0
     for rule, ids in jobs.items():

@@ -3,10 +3,11 @@ import sys
 from pathlib import Path
 
 import yaml
+from snakemake.logging import logger
 from snakemake.utils import validate
 
 sys.path.insert(0, str(Path(workflow.basedir) / "workflow" / "scripts"))
-from dgm import registry  # noqa: E402
+from dgm import data, registry  # noqa: E402
 from dgm.config import validate_config  # noqa: E402
 
 with open(Path(workflow.basedir) / "workflow" / "schemas" / "config.schema.yaml") as _f:
@@ -28,6 +29,25 @@ def _check_config(cfg):
     lo, hi = cfg["quality"]["parzen_sigma_range"]
     if lo > hi:
         raise ValueError(f"config key quality.parzen_sigma_range: [{lo}, {hi}] must be [smallest, largest]")
+    if raw_dir is not None:  # the training-set size is knowable: check valid_size against it
+        try:
+            data.validation_count(valid_size, data.idx_length(data.find_raw_files(raw_dir)["train_labels"]))
+        except data.DataError as e:
+            raise ValueError(f"config key {e}") from None
+    device = cfg["device"]
+    if device.startswith("cuda") and workflow.local_exec:  # a cluster's jobs check on their own node
+        import torch
+
+        if not torch.cuda.is_available():
+            raise ValueError(f"config key device: {device!r} but CUDA is not available here; use 'auto' or 'cpu'")
+    for section in registry.names():
+        cfg_m = cfg.get(section, {})
+        late = sorted(e for e in cfg_m.get("sample_epochs", []) if e > cfg_m.get("epochs", e))
+        if section in cfg["models"] and late:
+            logger.warning(
+                f"config key {section}.sample_epochs: {late} are beyond {section}.epochs = "
+                f"{cfg_m['epochs']} and are dropped"
+            )
 
 
 _check_config(config)
@@ -74,6 +94,26 @@ def latent_sizes(model):
     """A model's latent sizes: its config's ``latent_sizes``, or the size its data fixes (a flow's 784)."""
     spec = registry.get(model)
     return [spec.fixed_latent] if spec.fixed_latent else config[model]["latent_sizes"]
+
+
+def get_raw_files(wildcards):
+    """The four IDX files in data.raw_dir (none when downloading): inputs of download_mnist, so a
+    changed file reruns it and everything downstream. Snakemake reads even a function's paths as
+    patterns, with no escape for braces: a folder whose path has them is reached through a link
+    without them (.snakemake/dgm-raw/<hash of its path>)."""
+    raw_dir = config["data"]["raw_dir"]
+    if raw_dir is None:
+        return {}
+    folder = Path(raw_dir).resolve()
+    if "{" in str(folder) or "}" in str(folder):
+        import hashlib
+
+        link = Path(".snakemake/dgm-raw") / hashlib.sha256(str(folder).encode()).hexdigest()[:16]
+        if not link.is_symlink():
+            link.parent.mkdir(parents=True, exist_ok=True)
+            link.symlink_to(folder, target_is_directory=True)
+        folder = link
+    return {k: str(folder / Path(p).name) for k, p in data.find_raw_files(raw_dir).items()}
 
 
 def snapshot_epochs(section, key):

@@ -6,6 +6,8 @@ localrules:
 
 
 rule download_mnist:
+    input:
+        unpack(get_raw_files),
     output:
         images_train=f"{RAW}/train-images-idx3-ubyte",
         labels_train=f"{RAW}/train-labels-idx1-ubyte",
@@ -22,7 +24,7 @@ rule download_mnist:
         mem_mb=1000,
         runtime=30,
     params:
-        raw_dir=config["data"]["raw_dir"],
+        raw_dir=lambda wildcards: config["data"]["raw_dir"],  # text: a function keeps {braces} literal
     script:
         "../scripts/download_mnist.py"
 

@@ -22,7 +22,7 @@ rule report_documents:
         mem_mb=1000,
         runtime=10,
     params:
-        title=config["report"]["title"],
+        title=lambda wildcards: config["report"]["title"],  # text: a function keeps {braces} literal
         config=config,
         template_dir=f"{workflow.basedir}/report",
         benchmarks_dir="benchmarks",

@@ -29,7 +29,7 @@ def _parse_scalar(text: str):
 def coerce_to_schema(value, schema: dict):
     """Return ``value`` with strings turned into the number/boolean/null/list the schema expects."""
     types = _types(schema)
-    if isinstance(value, str) and "null" in types and value in ("null", "~", "None", ""):
+    if isinstance(value, str) and "null" in types and value in ("null", "~", "None"):
         return None
     if isinstance(value, str) and types and "string" not in types:
         value = _parse_scalar(value)

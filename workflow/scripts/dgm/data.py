@@ -3,6 +3,9 @@
 The four IDX files of MNIST (and of Fashion-MNIST and KMNIST, which share the format) are
 fetched from torchvision's mirrors and checked against torchvision's md5 sums, or taken from a
 local folder for offline clusters. Everything downstream works on in-memory tensors.
+
+torch loads inside the functions that need it: the workflow's DAG-time checks (common.smk)
+import this module for ``find_raw_files`` and ``idx_length`` and stay fast.
 """
 from __future__ import annotations
 
@@ -15,7 +18,6 @@ import urllib.request
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from dgm import io
 
@@ -102,6 +104,8 @@ def read_idx(path: str | os.PathLike, *, expect: str | None = None) -> torch.Ten
             "truncated or corrupt"
         )
     array = np.frombuffer(raw, dtype=np.uint8, offset=offset).reshape(shape)
+    import torch
+
     return torch.from_numpy(array.copy())
 
 
@@ -113,7 +117,11 @@ def find_raw_files(folder: str | os.PathLike) -> dict[str, Path]:
     found, missing = {}, []
     for key, stem in FILES.items():
         candidates = [folder / f"{stem}.gz", folder / stem]
-        hit = next((c for c in candidates if c.is_file()), None)
+        present = [c for c in candidates if c.is_file()]
+        if len(present) == 2 and _read_bytes(present[0]) != _read_bytes(present[1]):
+            raise DataError(f"data.raw_dir: {present[0]} and {present[1]} are both there and differ; "
+                            "remove the one that is not the data to use")
+        hit = present[0] if present else None
         if hit is None:
             missing.append(f"{stem}[.gz]")
         else:
@@ -121,6 +129,21 @@ def find_raw_files(folder: str | os.PathLike) -> dict[str, Path]:
     if missing:
         raise DataError(f"data.raw_dir: {folder} lacks {', '.join(missing)}")
     return found
+
+
+def idx_length(path: str | os.PathLike) -> int:
+    """The number of items an IDX file's header declares (reads only the header)."""
+    path = Path(path)
+    with open(path, "rb") as f:
+        gz = f.read(2) == GZIP_MAGIC
+    try:
+        with (gzip.open(path, "rb") if gz else open(path, "rb")) as f:
+            head = f.read(8)
+    except (OSError, EOFError) as e:
+        raise DataError(f"{path}: cannot read its IDX header ({e})") from e
+    if len(head) < 8:
+        raise DataError(f"{path}: {len(head)} bytes is too short for an IDX header")
+    return struct.unpack(">II", head)[1]
 
 
 def load_raw(files: dict[str, str | os.PathLike]) -> dict[str, torch.Tensor]:
@@ -213,12 +236,12 @@ def split_and_binarise(
     the training split gets one too when ``binarization == "static"``; with "dynamic" training
     draws afresh for every minibatch (IWAE paper).
     """
+    import torch
+
     if binarization not in ("dynamic", "static"):
         raise DataError(f"data.binarization: {binarization!r} is not 'dynamic' or 'static'")
     n = len(raw["train_images"])
-    n_valid = round(valid_size * n) if valid_size < 1 else int(valid_size)
-    if not 1 <= n_valid < n:
-        raise DataError(f"data.valid_size={valid_size} gives {n_valid} validation images of {n}; need 1..{n - 1}")
+    n_valid = validation_count(valid_size, n)
     g = torch.Generator().manual_seed(split_seed)
     perm = torch.randperm(n, generator=g)
     valid_idx, train_idx = perm[:n_valid].sort().values, perm[n_valid:].sort().values
@@ -237,8 +260,18 @@ def split_and_binarise(
     return out
 
 
+def validation_count(valid_size: float, n: int) -> int:
+    """Validation images ``data.valid_size`` takes from a training file of ``n``: a fraction below 1 or a count."""
+    n_valid = round(valid_size * n) if valid_size < 1 else int(valid_size)
+    if not 1 <= n_valid < n:
+        raise DataError(f"data.valid_size: {valid_size} gives {n_valid} validation images of {n}; need 1..{n - 1}")
+    return n_valid
+
+
 def binarize(images_uint8: torch.Tensor, *, generator: torch.Generator) -> torch.Tensor:
     """One Bernoulli draw per pixel with p = intensity / 255, as uint8 {0, 1}."""
+    import torch
+
     probs = images_uint8.float().div_(255.0)
     return torch.bernoulli(probs, generator=generator).to(torch.uint8)
 
@@ -248,4 +281,6 @@ def save_splits(splits: dict, meta: dict, path: str | os.PathLike) -> None:
 
 
 def load_splits(path: str | os.PathLike) -> dict:
+    import torch
+
     return torch.load(path, map_location="cpu", weights_only=True)

@@ -17,6 +17,7 @@ Objectives (seed eqs. 43-44), both means over the batch, each drawing fresh nois
 """
 from __future__ import annotations
 
+import logging
 import math
 from dataclasses import asdict, dataclass
 
@@ -223,4 +224,20 @@ class GANTrainer(Trainer):
             sums["d_real"] += torch.sigmoid(logit_real).sum().item()
             sums["d_fake"] += torch.sigmoid(logit_fake).sum().item()
         self.model.train(was_training)
-        return {k: v / len(self.valid_x) for k, v in sums.items()}
+        out = {k: v / len(self.valid_x) for k, v in sums.items()}
+        self._warn_if_dominated(out)
+        return out
+
+    dominance_epochs: int = 3  # consecutive evaluations with D(x) > 1 - tol and D(G(z)) < tol before a warning
+    dominance_tol: float = 0.01
+
+    def _warn_if_dominated(self, metrics: dict) -> None:
+        """Log a warning when the discriminator has won outright for ``dominance_epochs`` evaluations
+        in a row: the generator then gets no gradient and its samples stop improving (a failed run)."""
+        won = metrics["d_real"] > 1 - self.dominance_tol and metrics["d_fake"] < self.dominance_tol
+        self._dominated = getattr(self, "_dominated", 0) + 1 if won else 0
+        if self._dominated == self.dominance_epochs:
+            logging.getLogger("dgm").warning(
+                "the discriminator has won outright for %d evaluations in a row (validation D(x) = %.4f, "
+                "D(G(z)) = %.2g): the generator has stopped learning; look at gan.lr", self._dominated,
+                metrics["d_real"], metrics["d_fake"])

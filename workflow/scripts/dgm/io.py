@@ -1,11 +1,30 @@
-"""Atomic file writing: an output either appears complete or not at all."""
+"""Atomic file writing: an output either appears complete or not at all.
+
+A write that fails for want of space or permission raises ``OutputError``, one line naming the
+file and the cause, and leaves neither the file nor its temporary beside it.
+"""
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
+import math
 import os
 import tempfile
 from pathlib import Path
+
+# errno -> the cause in words, for the faults a user can fix (free space, permissions).
+CAUSES = {
+    errno.ENOSPC: "no space left on the device",
+    errno.EDQUOT: "disk quota exceeded",
+    errno.EROFS: "the file system is read-only",
+    errno.EACCES: "permission denied (a read-only folder?)",
+    errno.EPERM: "operation not permitted",
+}
+
+
+class OutputError(OSError):
+    """An output that could not be written; the message names the file and the cause."""
 
 
 def _umask() -> int:
@@ -18,15 +37,21 @@ def _umask() -> int:
 def atomic_path(dest: str | os.PathLike):
     """Yield a temporary path beside ``dest``; rename it onto ``dest`` only if the block succeeds."""
     dest = Path(dest)
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".tmp")
-    os.close(fd)
+    tmp = None
     try:
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".tmp")
+        os.close(fd)
         yield Path(tmp)
         os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600 files; give the usual permissions
         os.replace(tmp, dest)
+    except OSError as e:
+        if e.errno not in CAUSES or isinstance(e, OutputError):
+            raise
+        raise OutputError(e.errno, f"cannot write {dest}: {CAUSES[e.errno]} ({e.strerror})") from e
     finally:
-        Path(tmp).unlink(missing_ok=True)
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)
 
 
 def write_bytes(dest, data: bytes) -> None:
@@ -39,12 +64,30 @@ def write_text(dest, text: str) -> None:
         tmp.write_text(text)
 
 
+def non_finite(obj, path: str = "") -> list[str]:
+    """The keys (dotted, list items as [i]) of every NaN or infinite number in ``obj``."""
+    if isinstance(obj, dict):
+        return [k for key, v in obj.items() for k in non_finite(v, f"{path}.{key}" if path else str(key))]
+    if isinstance(obj, (list, tuple)):
+        return [k for i, v in enumerate(obj) for k in non_finite(v, f"{path}[{i}]")]
+    try:
+        return [] if isinstance(obj, (str, bool)) or math.isfinite(float(obj)) else [path or "(value)"]
+    except (TypeError, ValueError):
+        return []
+
+
 def write_json(obj, dest) -> None:
-    write_text(dest, json.dumps(obj, indent=2, default=float) + "\n")
+    """Write ``obj`` as JSON; a NaN or infinite number is an error naming the file and the keys
+    (a diverged model's result must fail its rule, not become a number)."""
+    bad = non_finite(obj)
+    if bad:
+        raise ValueError(f"{dest}: refusing to write non-finite values at {', '.join(bad)}")
+    write_text(dest, json.dumps(obj, indent=2, default=float, allow_nan=False) + "\n")
 
 
 def torch_save(obj, dest) -> None:
     import torch
 
-    with atomic_path(dest) as tmp:
-        torch.save(obj, tmp)
+    # Through a Python file object, so a full disk raises OSError (ENOSPC), not torch's RuntimeError.
+    with atomic_path(dest) as tmp, open(tmp, "wb") as f:
+        torch.save(obj, f)

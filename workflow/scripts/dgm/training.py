@@ -186,6 +186,41 @@ def load_checkpoint(path: str | os.PathLike, device: torch.device) -> dict:
     return torch.load(path, map_location="cpu", weights_only=True)
 
 
+def _read_resume(path: Path, device: torch.device) -> dict | None:
+    """The resume checkpoint at ``path``, or None when it cannot be read (truncated by a kill or a
+    full disk): it is then renamed to ``<name>.unreadable`` so that this and every later rerun
+    start afresh instead of failing on it, and the log names both paths."""
+    try:
+        return load_checkpoint(path, device)
+    except Exception as e:  # torch raises RuntimeError, EOFError, pickle errors... for a damaged file
+        aside = path.with_name(path.name + ".unreadable")
+        os.replace(path, aside)
+        log.warning("resume checkpoint %s is unreadable (%s: %s); moved it to %s and training restarts from epoch 0",
+                    path, type(e).__name__, str(e).splitlines()[0] if str(e) else "", aside)
+        return None
+
+
+class TrainingDiverged(FloatingPointError):
+    """A non-finite loss, gradient or metric: the message names the run, the epoch and the config keys."""
+
+
+def _divergence_hint(trainer: Trainer) -> str:
+    """The config keys that usually cure a diverged run of ``trainer``'s model."""
+    from dgm import registry
+
+    spec = registry.by_class(type(trainer.model).__name__)
+    section = getattr(trainer, "config_section", None) or (spec.name if spec else type(trainer.model).__name__)
+    keys = [f"{section}.lr"] + ([f"{section}.grad_clip"] if hasattr(trainer, "grad_clip") else [])
+    return f"look at {' / '.join(keys)} (a smaller learning rate{', gradient clipping' if len(keys) > 1 else ''})"
+
+
+def _check_finite(values: dict, what: str) -> None:
+    # Python floats (train_step and evaluate return them): no device sync.
+    bad = {k: v for k, v in values.items() if isinstance(v, (float, int)) and not math.isfinite(v)}
+    if bad:
+        raise FloatingPointError(f"{what} is not finite: " + ", ".join(f"{k} = {v}" for k, v in bad.items()))
+
+
 def fit(
     trainer: Trainer,
     train_data: torch.Tensor | tuple[torch.Tensor, ...],
@@ -211,6 +246,11 @@ def fit(
     Epoch 0 evaluates the untrained model, so curves and sample grids start at initialisation as
     in the seed study. Returns (metrics rows, snapshots by epoch).
 
+    A non-finite training statistic or validation metric, or a ``FloatingPointError`` the trainer
+    raises (a non-finite gradient), stops training at that step with ``TrainingDiverged`` naming
+    the run, the epoch and the config keys to look at; the metrics CSV is removed. An unreadable
+    resume checkpoint is set aside (logged) and training starts afresh.
+
     ``stop_after_epoch`` kills the process with SIGKILL right after that epoch's checkpoint is
     written: a fault-injection hook for the resume tests (env DGM_KILL_AFTER_EPOCH).
     """
@@ -224,8 +264,8 @@ def fit(
     rows: list[dict] = []
     snapshots: dict[int, dict] = {}
     start = 0
-    if checkpoint_path is not None and checkpoint_path.exists():
-        ckpt = load_checkpoint(checkpoint_path, device)
+    ckpt = _read_resume(checkpoint_path, device) if checkpoint_path is not None and checkpoint_path.exists() else None
+    if ckpt is not None:
         if ckpt.get("version") == CHECKPOINT_VERSION and ckpt.get("fingerprint") == fingerprint:
             trainer.load_state_dict(ckpt["trainer"])
             _set_rng_state(ckpt["rng"], generator, device)
@@ -233,6 +273,26 @@ def fit(
             log.info("resuming from %s after epoch %d of %d", checkpoint_path, start, epochs)
         else:
             log.info("ignoring %s: it belongs to a different configuration", checkpoint_path)
+
+    if metrics_path is not None or checkpoint_path is not None:
+        run = f"training run {Path(metrics_path if metrics_path is not None else checkpoint_path).parent}"
+    else:
+        run = f"training of {type(trainer.model).__name__}"
+
+    def diverged(error: FloatingPointError, epoch: int, where: str) -> TrainingDiverged:
+        # A diverged run leaves no result behind: the CSV of its earlier epochs goes too.
+        if metrics_path is not None:
+            Path(metrics_path).unlink(missing_ok=True)
+        return TrainingDiverged(f"{run} diverged at epoch {epoch} of {epochs}, {where}: {error}; "
+                                f"{_divergence_hint(trainer)}; no output was written")
+
+    def evaluate(epoch: int) -> dict[str, float]:
+        try:
+            metrics = trainer.evaluate(generator)
+            _check_finite(metrics, "the validation metrics")
+        except FloatingPointError as e:
+            raise diverged(e, epoch, "validation") from e
+        return metrics
 
     def checkpoint(epoch: int) -> None:
         if metrics_path is not None:
@@ -254,7 +314,7 @@ def fit(
 
     if start == 0 and not rows:
         t0 = time.perf_counter()
-        row = {"epoch": 0, **{f"valid_{k}": v for k, v in trainer.evaluate(generator).items()}}
+        row = {"epoch": 0, **{f"valid_{k}": v for k, v in evaluate(0).items()}}
         row["seconds"] = time.perf_counter() - t0
         rows.append(row)
         if 0 in snapshot_epochs:
@@ -274,13 +334,17 @@ def fit(
             batch = parts if isinstance(train_data, tuple) else parts[0]
             if prepare_batch is not None:
                 batch = prepare_batch(batch, generator)
-            stats = trainer.train_step(batch, generator)
+            try:  # a trainer may raise FloatingPointError itself (a non-finite gradient norm)
+                stats = trainer.train_step(batch, generator)
+                _check_finite(stats, "the training loss")
+            except FloatingPointError as e:
+                raise diverged(e, epoch, f"step {b + 1} of {n_batches}") from e
             for k, v in stats.items():
                 sums[k] = sums.get(k, 0.0) + v * len(idx)
             seen += len(idx)
         train_seconds = time.perf_counter() - t0
         row = {"epoch": epoch, **{f"train_{k}": v / seen for k, v in sums.items()}}
-        row.update({f"valid_{k}": v for k, v in trainer.evaluate(generator).items()})
+        row.update({f"valid_{k}": v for k, v in evaluate(epoch).items()})
         row["train_seconds"] = train_seconds
         row["seconds"] = time.perf_counter() - t0
         rows.append(row)
