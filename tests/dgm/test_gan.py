@@ -10,6 +10,7 @@ from dgm.gan import (
     EQUILIBRIUM_G_LOSS,
     GAN,
     GANConfig,
+    dominated_epochs,
     from_tanh_range,
     make_optimizers,
     to_tanh_range,
@@ -243,3 +244,23 @@ def test_interpolation_rejects_bad_arguments():
         interpolate_latents(z, torch.ones(5), 9)
     with pytest.raises(ValueError, match="antipodal"):
         interpolate_latents(z, -z, 9, "slerp")
+
+
+def test_dominated_epochs_are_those_ending_a_run_of_outright_wins():
+    real = [0.5, 0.995, 0.999, 1.0, 1.0, 0.7, 0.999, 0.999, 0.999]
+    fake = [0.5, 0.005, 0.001, 0.0, 0.0, 0.3, 0.0, 0.0, 0.0]
+    assert dominated_epochs(real, fake) == [3, 4, 8]  # wins at 1-4 and 6-8; three in a row first at 3 and 8
+    assert dominated_epochs(real, fake, run=1) == [1, 2, 3, 4, 6, 7, 8]
+    assert dominated_epochs(real, fake, run=5) == []
+    assert dominated_epochs(real, fake, tol=0.003, run=2) == [3, 4, 7, 8]  # 0.995 / 0.005 is no longer a win
+
+
+def test_dominated_epochs_need_both_outputs_past_the_tolerance():
+    assert dominated_epochs([1.0] * 4, [0.5] * 4, run=1) == []  # D(x) high but the fakes still fool it
+    assert dominated_epochs([0.5] * 4, [0.0] * 4, run=1) == []
+    assert dominated_epochs([0.99, 1.0], [0.0, 0.01], run=1) == []  # the bounds are strict
+    assert dominated_epochs([], []) == []
+    with pytest.raises(ValueError, match="2 values"):
+        dominated_epochs([1.0, 1.0], [0.0])
+    with pytest.raises(ValueError, match="at least 1"):
+        dominated_epochs([1.0], [0.0], run=0)

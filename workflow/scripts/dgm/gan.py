@@ -34,6 +34,10 @@ from dgm.training import Trainer
 # V(D, G) = -L_D = -log 4 is the seed's eq. 42.
 EQUILIBRIUM_D_LOSS = math.log(4.0)
 EQUILIBRIUM_G_LOSS = math.log(2.0)
+# A discriminator "wins outright" when D(x) > 1 - DOMINANCE_TOL and D(G(z)) < DOMINANCE_TOL; for
+# DOMINANCE_RUN evaluations in a row, the generator has no gradient left and the run has failed.
+DOMINANCE_TOL = 0.01
+DOMINANCE_RUN = 3
 
 @dataclass(frozen=True)
 class GANConfig(ModelConfig):
@@ -177,6 +181,23 @@ class GAN(nn.Module):
         return {"class": "GAN", **asdict(self.config)}
 
 
+def dominated_epochs(d_real, d_fake, *, tol: float = DOMINANCE_TOL, run: int = DOMINANCE_RUN) -> list[int]:
+    """Positions in the sequences of mean discriminator outputs on real (``d_real``) and generated
+    (``d_fake``) images at which the discriminator has won outright, D(x) > 1 - tol and
+    D(G(z)) < tol, for ``run`` consecutive evaluations up to and including that one. For a
+    metrics.csv, whose rows start at epoch 0, the positions are the epochs."""
+    if len(d_real) != len(d_fake):
+        raise ValueError(f"d_real has {len(d_real)} values and d_fake {len(d_fake)}")
+    if run < 1:
+        raise ValueError(f"run must be at least 1, got {run}")
+    out, streak = [], 0
+    for i, (real, fake) in enumerate(zip(d_real, d_fake)):
+        streak = streak + 1 if real > 1 - tol and fake < tol else 0
+        if streak >= run:
+            out.append(i)
+    return out
+
+
 def make_optimizers(gan: GAN, *, lr: float = 5e-4, betas: tuple[float, float] = (0.9, 0.999)):
     """(opt_d, opt_g): one Adam per network with the seed's fixed lr 5e-4 (§2.5). The seed does
     not state Adam's betas, so torch's defaults are kept rather than DCGAN's (0.5, 0.999)."""
@@ -228,16 +249,19 @@ class GANTrainer(Trainer):
         self._warn_if_dominated(out)
         return out
 
-    dominance_epochs: int = 3  # consecutive evaluations with D(x) > 1 - tol and D(G(z)) < tol before a warning
-    dominance_tol: float = 0.01
+    dominance_epochs: int = DOMINANCE_RUN  # consecutive evaluations won outright before a warning
+    dominance_tol: float = DOMINANCE_TOL
 
     def _warn_if_dominated(self, metrics: dict) -> None:
         """Log a warning when the discriminator has won outright for ``dominance_epochs`` evaluations
-        in a row: the generator then gets no gradient and its samples stop improving (a failed run)."""
-        won = metrics["d_real"] > 1 - self.dominance_tol and metrics["d_fake"] < self.dominance_tol
-        self._dominated = getattr(self, "_dominated", 0) + 1 if won else 0
-        if self._dominated == self.dominance_epochs:
+        in a row (``dominated_epochs``): the generator then gets no gradient and its samples stop
+        improving (a failed run). Once per such streak."""
+        self._outputs = getattr(self, "_outputs", []) + [(metrics["d_real"], metrics["d_fake"])]
+        d_real, d_fake = zip(*self._outputs)
+        dominated = dominated_epochs(d_real, d_fake, tol=self.dominance_tol, run=self.dominance_epochs)
+        last = len(self._outputs) - 1
+        if dominated and dominated[-1] == last and last - 1 not in dominated:
             logging.getLogger("dgm").warning(
                 "the discriminator has won outright for %d evaluations in a row (validation D(x) = %.4f, "
-                "D(G(z)) = %.2g): the generator has stopped learning; look at gan.lr", self._dominated,
+                "D(G(z)) = %.2g): the generator has stopped learning; look at gan.lr", self.dominance_epochs,
                 metrics["d_real"], metrics["d_fake"])
