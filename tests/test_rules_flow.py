@@ -53,6 +53,7 @@ def test_train_flow_rule_outputs(flow_run):
     assert (wd / "benchmarks/train/mnist/flow/z784/seed0.tsv").exists()
 
 
+@pytest.mark.faults  # part of the fault suite (tests/faults)
 def test_killed_flow_training_resumes_to_the_same_result(tmp_path, tiny_raw_dir, flow_run):
     cfg = write_config(tmp_path, tiny_raw_dir, {"models": ["flow"]})  # flow_run's training options
     killed = run_snakemake(tmp_path, f"{RUN}/model.pt", configfile=cfg, env={"DGM_KILL_AFTER_EPOCH": "1"}, check=False)

@@ -44,6 +44,7 @@ def test_train_gan_rule_outputs(workdir):
     assert (wd / "benchmarks/train/mnist/gan/z8/seed0.tsv").exists()
 
 
+@pytest.mark.faults  # part of the fault suite (tests/faults)
 def test_killed_gan_training_resumes_to_the_same_result(workdir, tmp_path, tiny_raw_dir):
     wd, _ = workdir
     run_snakemake(wd, f"{GAN_RUN}/model.pt", configfile=workdir[1])  # the uninterrupted run

@@ -1,6 +1,9 @@
-"""Fault injection (issue 12): each test throws one fault a user can hit at the pipeline and checks
-that it fails fast naming the key or file, leaves no declared output of the failing job, and
-(where cheap) that a rerun without the fault completes. The case numbers are the issue's."""
+"""Fault injection: what the pipeline survives, in one place. Each test throws one fault a user can hit
+at the pipeline and checks that it fails fast naming the key or file, leaves no declared output of
+the failing job, and (where cheap) that a rerun without the fault completes. The case numbers are
+those of the issue "Faults a user can hit". Besides these, the GAN's and the flow's SIGKILL-resume
+tests (tests/test_rules_gan.py, tests/test_rules_flow.py) share their modules' trained runs and are
+marked ``faults`` too: ``pytest -m faults`` runs the whole suite."""
 from __future__ import annotations
 
 import errno
@@ -8,6 +11,7 @@ import logging
 import os
 import shutil
 
+import pandas as pd
 import pytest
 import torch
 
@@ -17,6 +21,8 @@ from dgm.gan import GAN, GANTrainer
 from dgm.vae import VAE, VAETrainer
 
 CHECKSUMS = "results/mnist/raw/checksums.json"
+RAW = "results/mnist/raw"
+pytestmark = pytest.mark.faults
 
 
 def _vae_trainer(lr=1e-3):
@@ -30,6 +36,49 @@ def _fit(trainer, run_dir, epochs=2):
     return training.fit(trainer, data, epochs=epochs, batch_size=64, generator=torch.Generator().manual_seed(0),
                         checkpoint_path=run_dir / ".resume.pt", metrics_path=run_dir / "metrics.csv",
                         fingerprint="f", prepare_batch=lambda b, g: torch.bernoulli(b.float() / 255, generator=g))
+
+
+# -- a corrupt input file, a killed training job
+
+
+def test_corrupt_file_fails_naming_it_and_nothing_downstream_runs(tmp_path):
+    raw = make_raw_dir(tmp_path / "raw", n_train=60, n_test=20)
+    bad = raw / f"{STEMS['train_images']}.gz"
+    bad.write_bytes(bad.read_bytes()[:-200])
+    cfg = write_config(tmp_path, raw)
+    proc = run_snakemake(tmp_path, "results/mnist/data/splits.pt", configfile=cfg, check=False)
+    assert proc.returncode != 0
+    log = (tmp_path / "logs/download_mnist/mnist.log").read_text()
+    assert "train-images-idx3-ubyte.gz" in log and ("truncated" in log or "corrupt" in log)
+    assert not (tmp_path / RAW / "checksums.json").exists()
+    assert not (tmp_path / "results/mnist/data/splits.pt").exists()
+    assert not (tmp_path / "logs/prepare_mnist").exists()  # the downstream rule never started
+
+
+def test_killed_training_resumes_to_the_same_result(tmp_path, tiny_raw_dir):
+    over = {"vae": {"epochs": 4, "sample_epochs": [0, 4], "manifold_epochs": [4]}}
+    target = "results/mnist/vae/z3/seed0/model.pt"
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    cfg_a = write_config(tmp_path / "a", tiny_raw_dir, over)
+    cfg_b = write_config(tmp_path / "b", tiny_raw_dir, over)
+    run_snakemake(tmp_path / "a", target, configfile=cfg_a)
+
+    killed = run_snakemake(tmp_path / "b", target, configfile=cfg_b, env={"DGM_KILL_AFTER_EPOCH": "2"}, check=False)
+    assert killed.returncode != 0
+    run_b = tmp_path / "b/results/mnist/vae/z3/seed0"
+    assert (run_b / ".resume.pt").exists() and not (run_b / "model.pt").exists()
+    assert torch.load(run_b / ".resume.pt", weights_only=True)["epoch"] == 2
+
+    run_snakemake(tmp_path / "b", target, configfile=cfg_b)
+    log = (tmp_path / "b/logs/train/mnist/vae/z3/seed0.log").read_text()
+    assert "resuming" in log and "after epoch 2 of 4" in log
+    a = pd.read_csv(tmp_path / "a/results/mnist/vae/z3/seed0/metrics.csv").filter(regex="nelbo|recon|kl")
+    b = pd.read_csv(run_b / "metrics.csv").filter(regex="nelbo|recon|kl")
+    pd.testing.assert_frame_equal(a, b)
+    wa = torch.load(tmp_path / "a/results/mnist/vae/z3/seed0/model.pt", weights_only=True)["state_dict"]
+    wb = torch.load(run_b / "model.pt", weights_only=True)["state_dict"]
+    assert all(torch.equal(wa[k], wb[k]) for k in wa)
 
 
 # -- case 1: a diverged run is an error, never a result
@@ -83,6 +132,28 @@ def test_case1_evaluation_refuses_non_finite_result(tmp_path):
     assert not dest.exists() and not list(tmp_path.iterdir())
     io.write_json({"model": "vae", "test_nelbo": 90.5}, dest)
     assert dest.exists()
+
+
+def test_case1_evaluation_refuses_a_non_finite_model(tmp_path):
+    from dgm.models import NonFiniteModel, load_model
+
+    model = VAE(latent_dim=2, hidden_dim=16)
+    state = {k: v.clone() for k, v in model.state_dict().items()}
+    path = tmp_path / "model.pt"
+    io.torch_save({"model": model.describe(), "state_dict": state}, path)
+    assert load_model(path).latent_dim == 2  # healthy weights load
+    state[next(iter(state))][0, 0] = float("nan")
+    io.torch_save({"model": model.describe(), "state_dict": state}, path)
+    with pytest.raises(NonFiniteModel, match=rf"{path}: non-finite weights in .*diverged"):
+        load_model(path)
+
+
+def test_case1_csv_results_refuse_non_finite_values(tmp_path):
+    dest = tmp_path / "estimator_sweep.csv"
+    message = r"estimator_sweep.csv: refusing to write non-finite values at row 1 column mean"
+    with pytest.raises(io.NonFiniteResult, match=message):
+        training.write_csv([{"k": 1, "mean": -90.0}, {"k": 10, "mean": float("-inf")}], dest)
+    assert not list(tmp_path.iterdir())
 
 
 def test_case1_gan_discriminator_dominance_is_warned(caplog):
@@ -211,6 +282,29 @@ def test_case7_disk_full_while_saving(tmp_path, monkeypatch):
     monkeypatch.setattr(torch, "save", real_save)
     io.torch_save({"a": torch.zeros(3)}, dest)  # space again: the save completes
     assert torch.load(dest, weights_only=True)["a"].shape == (3,)
+
+
+def test_case7_entry_script_reports_one_line(tmp_path):
+    """A job that fails on a full disk ends with one line naming the file and the cause, on the
+    terminal and in its log, without a traceback; other errors keep theirs."""
+    import subprocess
+    import sys
+
+    from conftest import REPO
+
+    code = ("import errno, sys; from dgm import entry, io; entry.start_log(sys.argv[1]); "
+            "raise io.OutputError(errno.ENOSPC, 'cannot write results/x/model.pt: no space left on the device')")
+    env = dict(os.environ, PYTHONPATH=str(REPO / "workflow" / "scripts"))
+    proc = subprocess.run([sys.executable, "-c", code, str(tmp_path / "job.log")], capture_output=True, text=True,
+                          env=env)
+    assert proc.returncode == 1
+    assert proc.stderr.strip().splitlines() == ["dgm: [Errno 28] cannot write results/x/model.pt: no space left on "
+                                                "the device"]
+    log_text = (tmp_path / "job.log").read_text()
+    assert "no space left" in log_text and "Traceback" not in log_text
+    proc = subprocess.run([sys.executable, "-c", code.replace("io.OutputError(errno.ENOSPC, ", "KeyError("),
+                           str(tmp_path / "other.log")], capture_output=True, text=True, env=env)
+    assert proc.returncode == 1 and "Traceback" in (tmp_path / "other.log").read_text()
 
 
 # -- case 8: a killed snakemake process

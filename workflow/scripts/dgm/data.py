@@ -38,6 +38,8 @@ DATASETS = ("mnist", "fashion-mnist", "kmnist")
 class DataError(ValueError):
     """A data file or folder that cannot be used; the message names it."""
 
+    user_facing = True  # an entry script logs the message alone, without a traceback (dgm.entry)
+
 
 def official_sources(dataset: str) -> tuple[list[str], dict[str, str]]:
     """torchvision's mirrors and md5 sums for ``dataset``: (mirrors, {file name: md5})."""

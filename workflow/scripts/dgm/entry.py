@@ -22,7 +22,20 @@ def start_log(path: str | os.PathLike | None) -> logging.Logger:
         stream=sys.stderr,
         force=True,
     )
+    sys.excepthook = _report_error
     return logging.getLogger("dgm")
+
+
+def _report_error(exc_type, exc, tb) -> None:
+    """A fault the user can fix (a class with ``user_facing = True``: a bad data file, a full disk,
+    a diverged run, a non-finite result) ends the job with its one-line message, in the log and on
+    the terminal Snakemake runs in; anything else keeps its traceback."""
+    if not getattr(exc_type, "user_facing", False):
+        sys.__excepthook__(exc_type, exc, tb)
+        return
+    logging.getLogger("dgm").error("%s", exc)
+    if sys.stderr is not sys.__stderr__:
+        print(f"dgm: {exc}", file=sys.__stderr__, flush=True)
 
 
 def claim_gpu() -> None:

@@ -26,6 +26,14 @@ CAUSES = {
 class OutputError(OSError):
     """An output that could not be written; the message names the file and the cause."""
 
+    user_facing = True  # an entry script logs the message alone, without a traceback (dgm.entry)
+
+
+class NonFiniteResult(ValueError):
+    """A result with a NaN or infinite number: refused, never written (the message names file and keys)."""
+
+    user_facing = True
+
 
 def _umask() -> int:
     mask = os.umask(0)
@@ -81,7 +89,7 @@ def write_json(obj, dest) -> None:
     (a diverged model's result must fail its rule, not become a number)."""
     bad = non_finite(obj)
     if bad:
-        raise ValueError(f"{dest}: refusing to write non-finite values at {', '.join(bad)}")
+        raise NonFiniteResult(f"{dest}: refusing to write non-finite values at {', '.join(bad)}")
     write_text(dest, json.dumps(obj, indent=2, default=float, allow_nan=False) + "\n")
 
 

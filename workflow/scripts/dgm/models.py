@@ -48,9 +48,19 @@ def build_model(description: dict) -> nn.Module:
     return cls(cls.CONFIG.from_dict(description))
 
 
-def from_checkpoint(ckpt: dict, device: torch.device | str = "cpu") -> nn.Module:
+class NonFiniteModel(ValueError):
+    """A model file whose weights hold NaN or infinite numbers (a diverged run): no evaluation uses it."""
+
+    user_facing = True  # an entry script logs the message alone, without a traceback (dgm.entry)
+
+
+def from_checkpoint(ckpt: dict, device: torch.device | str = "cpu", *, source: str = "the model file") -> nn.Module:
     """The network a loaded model file (or any {"model": description, "state_dict": weights})
-    holds, on ``device`` and in eval mode."""
+    holds, on ``device`` and in eval mode; weights with a NaN or Inf raise ``NonFiniteModel``."""
+    bad = [k for k, v in ckpt["state_dict"].items() if v.is_floating_point() and not torch.isfinite(v).all()]
+    if bad:
+        raise NonFiniteModel(f"{source}: non-finite weights in {', '.join(bad[:5])}{' ...' if len(bad) > 5 else ''}"
+                             " (a diverged run); retrain it")
     model = build_model(ckpt["model"]).to(device)
     model.load_state_dict(ckpt["state_dict"])
     return model.eval()
@@ -65,4 +75,4 @@ def load_model(path: str | os.PathLike, device: torch.device | str = "cpu", *, e
         raise ValueError(f"{path}: not a model file (expected keys 'model' and 'state_dict')")
     if expect is not None and ckpt["model"].get("class") != expect.__name__:
         raise ValueError(f"{path} holds a {ckpt['model'].get('class')!r}, not a {expect.__name__}")
-    return from_checkpoint(ckpt, device)
+    return from_checkpoint(ckpt, device, source=str(path))

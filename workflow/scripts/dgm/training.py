@@ -74,6 +74,9 @@ def write_csv(rows: list[dict], path: str | os.PathLike) -> None:
         columns += [k for k in row if k not in columns]
     rank = lambda c: 0 if c == "epoch" else 1 if c.startswith("train_") else 2 if c.startswith("valid_") else 3  # noqa: E731
     columns.sort(key=rank)  # stable: epoch, train_*, valid_*, then the rest in first-seen order
+    bad = [f"row {i} column {k}" for i, row in enumerate(rows) for k in io.non_finite(row)]
+    if bad:
+        raise io.NonFiniteResult(f"{path}: refusing to write non-finite values at {', '.join(bad)}")
     with io.atomic_path(path) as tmp, open(tmp, "w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=columns, restval="")
         w.writeheader()
@@ -202,6 +205,8 @@ def _read_resume(path: Path, device: torch.device) -> dict | None:
 
 class TrainingDiverged(FloatingPointError):
     """A non-finite loss, gradient or metric: the message names the run, the epoch and the config keys."""
+
+    user_facing = True  # an entry script logs the message alone, without a traceback (dgm.entry)
 
 
 def _divergence_hint(trainer: Trainer) -> str:

@@ -174,7 +174,7 @@ def sample_quality(*, model_path: str, classifier_path: str, splits_path: str, o
     scorer = _scorer(classifier_path, splits, sigmas=sigmas, metrics=metrics, batch_size=batch_size, device=dev,
                      seed=seed)
     ckpt = torch.load(model_path, map_location="cpu", weights_only=True)
-    model = from_checkpoint(ckpt, dev)
+    model = from_checkpoint(ckpt, dev, source=model_path)
     states = {}
     if snapshot_epochs:
         if snapshots_path is None:
@@ -186,7 +186,8 @@ def sample_quality(*, model_path: str, classifier_path: str, splits_path: str, o
         states = {e: snapshots[e]["model"] for e in snapshot_epochs}
     evaluations = []
     for epoch in sorted(states):
-        snap = from_checkpoint({"model": ckpt["model"], "state_dict": states[epoch]}, dev)
+        snap = from_checkpoint({"model": ckpt["model"], "state_dict": states[epoch]}, dev,
+                               source=f"{snapshots_path} (epoch {epoch})")
         evaluations.append(_evaluate(snap, epoch, scorer, n_samples, seed, batch_size,
                                      size_curve=epoch == ckpt.get("epoch")))
     final_epoch = ckpt.get("epoch")
