@@ -8,7 +8,7 @@ import subprocess
 import pytest
 
 from conftest import run_snakemake
-from dgm.tasks.latex import pdf_page_count
+from dgm.tasks.latex import build_dir, pdf_page_count
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
@@ -62,9 +62,11 @@ def test_pdf_compiles_with_every_figure(tiny_run):
     tex = (tiny_run / "results/report/report.tex").read_text()
     included = re.findall(r"\\includegraphics\[[^]]*\]\{figures/([^}]+)\.pdf\}", tex)
     assert sorted(included) == _figures(tiny_run)  # every figure, each as a vector PDF
-    log = pdf.with_suffix(".log").read_text(errors="replace")
+    log = (build_dir(pdf) / "report.log").read_text(errors="replace")  # latexmk's files stay in build/
     assert "undefined" not in log.lower().replace("undefined control", "")
     assert pdf_page_count(pdf) >= 2
+    assert sorted(p.name for p in pdf.parent.glob("report.*")) == ["report.html", "report.pdf", "report.tex"]
+    assert "$\\mathcal{L}_D" in tex  # maths typeset as maths
 
 
 def test_pdf_step_names_the_fix_when_latexmk_is_missing(tmp_path, monkeypatch):

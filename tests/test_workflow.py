@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+import yaml
 
 from conftest import TINY_RUN_SEEDS, run_snakemake, write_config
 
@@ -70,7 +71,8 @@ def test_whole_dag_on_tiny_config(tiny_run):
     assert len(images) == len(shown) and all(base64.b64decode(i)[:4] == b"\x89PNG" for i in images)
     tex = (res / "report/report.tex").read_text()
     assert sorted(re.findall(r"figures/([\w.]+)\.pdf\}", tex)) == [Path(n).stem for n in shown]
-    assert json.loads(tex.split("\\begin{verbatim}")[1].split("\\end{verbatim}")[0])["seeds"] == TINY_RUN_SEEDS
+    listing = yaml.safe_load(tex.split("\\begin{verbatim}")[1].split("\\end{verbatim}")[0])  # the config, as YAML
+    assert listing["seeds"] == TINY_RUN_SEEDS and listing["vae"]["latent_sizes"] == [2, 3]
     assert all((res / "report/figures" / f"{Path(n).stem}.pdf").exists() for n in shown)
 
     def mean_sd(values, digits):
@@ -78,7 +80,7 @@ def test_whole_dag_on_tiny_config(tiny_run):
 
     test_nelbo = [json.loads((res / f"mnist/vae/z2/seed{s}/test_metrics.json").read_text())["test_nelbo"]
                   for s in TINY_RUN_SEEDS]
-    assert mean_sd(test_nelbo, 2) in html and mean_sd(test_nelbo, 2).replace("±", "$\\pm$") in tex
+    assert mean_sd(test_nelbo, 2) in html and mean_sd(test_nelbo, 2).replace("±", "\\ensuremath{\\pm}") in tex
     assert mean_sd([t["test_bpd"] for t in flow_tests], 3) in html and "1.83" in html  # beside the seed's value
     for z in (2, 3):  # IS NLL over seeds, in the likelihood section and the closing comparison
         assert html.count(mean_sd([likelihood[(z, s)]["test_nll"] for s in TINY_RUN_SEEDS], 2)) >= 2
@@ -86,6 +88,17 @@ def test_whole_dag_on_tiny_config(tiny_run):
     fids = [json.loads((res / f"mnist/gan/z8/seed{s}/quality.json").read_text())["evaluations"][-1]["fid"]
             for s in TINY_RUN_SEEDS]
     assert mean_sd(fids, 2) in html and "Theis" in html and "not comparable" in html.lower()
+    # Sample quality: KID, precision, recall, density and coverage for every row, real images included, and
+    # which model leads on fidelity and on diversity; the FID/KID-against-n figure.
+    final = {s: json.loads((res / f"mnist/gan/z8/seed{s}/quality.json").read_text())["evaluations"][-1]
+             for s in TINY_RUN_SEEDS}
+    for key, digits in [("kid_mean", 4), ("precision", 3), ("recall", 3), ("density", 3), ("coverage", 3)]:
+        assert mean_sd([final[s][key] for s in TINY_RUN_SEEDS], digits) in html, key
+    real = json.loads((res / "mnist/quality/reference.json").read_text())["references"]["validation images"]
+    assert f"{real['kid_mean']:.4f} ± {real['kid_std']:.4f}" in html and f"{real['coverage']:.3f}" in html
+    assert "on fidelity" in html and "on diversity" in html and "test accuracy" in html
+    assert 'id="quality_sample_size"' in html and "figures/quality_sample_size.pdf" in tex
+    assert "\\mathcal{L}_D" in tex and "<math" in html  # maths typeset as maths
     assert "The three models compared" in html and "log 4" in html
     assert html.index("The three models compared") < html.index("Data and provenance")
 
@@ -97,10 +110,10 @@ def test_whole_dag_on_tiny_config(tiny_run):
     categories = json.loads(re.search(r"var categories = (\{.*?\});\s*</script>", page, re.S).group(1))
     results = json.loads(re.search(r"var results = (\{.*?\});\s*</script>", page, re.S).group(1))
     # Latent-variable models share their figure rules: their figures group under the model's config name.
-    category = {"vae": "vae", "likelihood": "Likelihood", "gan": "GAN", "flow": "Flow"}
+    category = {"vae": "vae", "likelihood": "Likelihood", "gan": "GAN", "flow": "Flow", "quality": "Sample quality"}
     for png in figs.glob("*.png"):
         path = f"results/mnist/figures/{png.name}"
         grouped = [c for c, subs in categories.items() if any(path in paths for paths in subs.values())]
         assert grouped == [category[png.name.split("_")[0]]], png.name
         seed = png.stem.rsplit("_seed", 1)[1] if "_seed" in png.stem else "all"
-        assert results[path]["labels"]["seed"] == seed and results[path]["caption"]
+        assert results[path]["labels"].get("seed", "all") == seed and results[path]["caption"]

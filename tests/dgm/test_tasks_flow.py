@@ -3,6 +3,7 @@ report section, on a small flow saved the way train_flow saves it."""
 import csv
 import json
 import math
+from pathlib import Path
 
 import pytest
 import torch
@@ -118,31 +119,33 @@ def _write_run(folder, seed, valid_bpds):
 
 
 def test_report_section_shows_our_bpd_beside_the_seed(tmp_path):
+    from dgm.tasks.report import Renderer
+
     assert tasks.report_section({"flow_metrics": []}) is None
     m0, t0, p0 = _write_run(tmp_path, 0, [8.0, 2.0, 2.2])
     section = tasks.report_section({"flow_metrics": [m0], "flow_tests": [t0], "models": [p0],
                                     "flow_figures": ["results/mnist/figures/flow_bpd.png"]})
-    table = section["tables"][0]
-    row = dict(zip(table["header"], table["rows"][0]))
+    (row,) = section["data"]["runs"]
     assert row["seeds"] == "0" and row["epochs"] == "2"
-    assert row["valid bpd"] == "2.200" and row["best valid bpd"] == "2.000" and row["test bpd"] == "2.210 ± 0.004"
-    assert row["s/epoch"] == "11.5"
-    assert "1.83" in table["caption"] and "1.85" in table["caption"] and "1.83" in " ".join(section["paragraphs"])
-    assert f"{SMALL['n_blocks']} blocks" in section["paragraphs"][0]  # the architecture of the run, not a default
-    assert f"784-{SMALL['hidden_dim']}-{SMALL['hidden_dim']}" in section["paragraphs"][0]
-    assert section["figures"][0]["caption"].startswith("Training and validation bits per dimension")
+    assert row["valid_bpd"] == "2.200" and row["best_valid"] == "2.000" and row["test_bpd"] == "2.210 ± 0.004"
+    assert row["s_epoch"] == "11.5"
+    assert section["data"]["n_blocks"] == SMALL["n_blocks"]  # the architecture of the run, not a default
+    assert section["figures"][0]["caption"] == "flow_bpd"  # workflow/report/flow_bpd.rst
+    repo = Path(__file__).resolve().parents[2]
+    out = Renderer(repo / "report", repo / "workflow/report", {}).section({**section, "figures": []})
+    text = " ".join(out["html"].split())
+    assert "1.83" in text and "1.85" in text  # the seed's value and the course target, beside ours
+    assert f"{SMALL['n_blocks']} blocks" in text and f"784-{SMALL['hidden_dim']}-{SMALL['hidden_dim']}" in text
 
 
 def test_report_section_gives_mean_and_sd_over_seeds(tmp_path):
     m1, t1, p1 = _write_run(tmp_path, 1, [8.0, 3.0, 2.5])
     m0, t0, p0 = _write_run(tmp_path, 0, [8.0, 2.0, 2.2])
     section = tasks.report_section({"flow_metrics": [m1, m0], "flow_tests": [t1, t0], "models": [p1, p0]})
-    (row,) = section["tables"][0]["rows"]
-    row = dict(zip(section["tables"][0]["header"], row))
+    (row,) = section["data"]["runs"]
     sd = math.sqrt(2 * 0.15**2)  # sample SD of two values 0.3 apart
     assert row["seeds"] == "0, 1" and row["epochs"] == "2" and row["parameters"] == "7"
-    assert row["valid bpd"] == f"2.350 ± {sd:.3f}"  # over seeds: the images' standard errors are not shown
-    assert row["test bpd"] == f"2.360 ± {sd:.3f}"
-    assert row["best valid bpd"] == f"2.250 ± {math.sqrt(2 * 0.25**2):.3f}"
-    assert row["s/epoch"] == f"12.0 ± {math.sqrt(0.5):.1f}"
-    assert "mean ± SD over seeds" in section["tables"][0]["caption"]
+    assert row["valid_bpd"] == f"2.350 ± {sd:.3f}"  # over seeds: the images' standard errors are not shown
+    assert row["test_bpd"] == f"2.360 ± {sd:.3f}"
+    assert row["best_valid"] == f"2.250 ± {math.sqrt(2 * 0.25**2):.3f}"
+    assert row["s_epoch"] == f"12.0 ± {math.sqrt(0.5):.1f}"

@@ -9,6 +9,7 @@ import torch
 
 from conftest import synthetic_digits
 from dgm import data, estimators, io
+from dgm.formatting import fmt
 from dgm.tasks import likelihood as tasks
 from dgm.tasks import report
 from dgm.vae import VAE, VAEConfig
@@ -109,21 +110,23 @@ def test_report_section_and_figure(saved, tmp_path):
     inputs["likelihood_quadrature"] = [str(quad)]
     inputs["kl_examples"] = [str(tmp_path / "kl.csv")]
     tasks.kl_examples(output_path=tmp_path / "kl.csv", n=1000)
-    fig = tmp_path / "figures/likelihood_sweep_seed0.png"
+    fig = tmp_path / "figures/likelihood_sweep_vae_seed0.png"
     tasks.plot_sweeps(sweep_paths=inputs["likelihood_sweeps"], quadrature_paths=[str(quad)], output_path=fig)
     assert fig.read_bytes()[:4] == b"\x89PNG" and fig.with_suffix(".pdf").exists()
     inputs["likelihood_figures"] = [str(fig)]
 
     section = tasks.report_section(inputs)
     assert section["id"] == "likelihood" and len(section["figures"]) == 1
-    tests, sweep, kl = section["tables"]
+    assert section["figures"][0]["wildcards"] == {"model": "vae"}  # its caption describes the VAE's sweep
+    data = section["data"]
     nll = json.loads((runs[3][1] / "test_nll.json").read_text())
     # Rows start with the model's title (the section covers every latent-variable model).
-    assert [r[:2] for r in tests["rows"]] == [["VAE", 2], ["VAE", 3]]
-    assert report.fmt(nll["test_nll"]) in tests["rows"][1][5]
-    assert sweep["header"][-2:] == ["K = 1", "K = 5"]
-    assert [r[3] for r in sweep["rows"]].count("ELBO") == 2 and any("quadrature" in r[3] for r in sweep["rows"])
-    assert [r[0] for r in kl["rows"]] == ["Big", "Small", "Prior"]
+    assert [(r["model"], r["latent"]) for r in data["tests"]] == [("VAE", 2), ("VAE", 3)]
+    assert fmt(nll["test_nll"]) in data["tests"][1]["test_nll"]
+    assert data["sweep_ks"] == [1, 5] and {"k1", "k5"} <= set(data["sweep"][0])
+    assert [r["estimator"] for r in data["sweep"]].count("ELBO") == 2
+    assert any("quadrature" in r["estimator"] for r in data["sweep"])
+    assert [r["example"] for r in data["kl"]] == ["Big", "Small", "Prior"]
     assert report.LIKELIHOOD_SECTION == "likelihood"  # gather_sections puts it after the latent-variable models
     assert tasks.report_section({"likelihood_tests": []}) is None
     assert math.isfinite(nll["test_nll_bpd"])

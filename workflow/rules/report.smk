@@ -1,5 +1,6 @@
 # The study as a document: `snakemake report` builds report.html (self-contained), report.tex
-# (with its figures beside it) and report.pdf, all from this run's results.
+# (with its figures beside it) and report.pdf (latexmk's auxiliary files in build/), all from this
+# run's results. The text is in report/ (templates) and workflow/report/ (figure captions).
 
 
 localrules:
@@ -25,6 +26,7 @@ rule report_documents:
         title=lambda wildcards: config["report"]["title"],  # text: a function keeps {braces} literal
         config=config,
         template_dir=f"{workflow.basedir}/report",
+        caption_dir=f"{workflow.basedir}/workflow/report",  # the figures' captions, as in Snakemake's report
         benchmarks_dir="benchmarks",
     script:
         "../scripts/make_report.py"

@@ -12,6 +12,7 @@ build_report(
     inputs={name: list(paths) if isinstance(paths, list) else [paths] for name, paths in snakemake.input.items()},
     benchmarks_dir=p.benchmarks_dir,
     template_dir=p.template_dir,
+    caption_dir=p.caption_dir,
     html_path=snakemake.output.html,
     tex_path=snakemake.output.tex,
 )

@@ -11,7 +11,7 @@ from dgm.seed_study import REPORTED
 
 def train_seconds(benchmarks: list[str], key: dict) -> float | None:
     """Wall time of a run's training job from its Snakemake benchmark file, when there is one."""
-    from dgm.tasks.report import read_benchmark
+    from dgm.results import read_benchmark
 
     suffix = f"/train/{key['dataset']}/{key['model']}/z{key['latent']}/seed{key['seed']}.tsv"
     path = next((p for p in benchmarks if Path(p).as_posix().endswith(suffix)), None)
@@ -23,29 +23,29 @@ def run_summaries(inputs: dict[str, list[str]]) -> list[dict]:
     """One record per trained run with what the comparison shows: parameters, training wall time,
     likelihood where the model has one, final sample quality, and the last epoch's metrics row
     (where the values the seed reports are found)."""
-    from dgm.tasks.report import by_run, model_records, read_csv
+    from dgm.results import by_run, model_records, read_csv
 
-    likelihood = {  # (model, latent, seed) -> {"nll": nats, "nll_stderr", "bpd", "method"}
+    likelihood = {  # (model, latent, seed) -> {"nll": nats, "nll_stderr", "bpd", "method", "k"}
         run: {"nll": t["test_nll"], "nll_stderr": t["test_nll_stderr"], "bpd": t["test_nll_bpd"],
-              "method": f"importance sampling, K = {t['k']}"}
+              "method": "importance", "k": t["k"]}
         for run, t in by_run(inputs.get("likelihood_tests", [])).items()
     }
     density_tests = [p for name in registry.names("density") for p in inputs.get(f"{name}_tests", [])]
     for run, t in by_run(density_tests).items():
         likelihood[run] = {"nll": t["test_nll"], "nll_stderr": t["test_nll_stderr"], "bpd": t["test_bpd"],
-                           "method": f"dequantisation bound, K = {t['k']}"}
+                           "method": "dequantisation", "k": t["k"]}
     quality = {run: max(q["evaluations"], key=lambda e: e["epoch"])
                for run, q in by_run(inputs.get("quality_runs", [])).items()}
     last_epoch = by_run([p for name in registry.MODELS for p in inputs.get(f"{name}_metrics", [])],
                         read=lambda p: read_csv(p)[-1])
 
     out = []
-    for record in (r for m in registry.MODELS for r in model_records(inputs, m)):
+    for record in (r for m in registry.MODELS for r in model_records(inputs.get("models", []), m)):
         run = (record["model"], record["latent"], record["seed"])
         q = quality.get(run, {})
         out.append({
             **{k: record[k] for k in ("model", "latent", "seed", "parameters", "epochs", "device")},
-            **{"nll": None, "nll_stderr": None, "bpd": None, "method": None}, **likelihood.get(run, {}),
+            **{"nll": None, "nll_stderr": None, "bpd": None, "method": None, "k": None}, **likelihood.get(run, {}),
             "fid": q.get("fid"), "parzen": q.get("parzen_mean"), "parzen_stderr": q.get("parzen_stderr"),
             "train_seconds": train_seconds(inputs.get("benchmarks", []), record),
             "last_epoch": last_epoch.get(run, {}),
@@ -54,7 +54,9 @@ def run_summaries(inputs: dict[str, list[str]]) -> list[dict]:
 
 
 def report_section(inputs: dict[str, list[str]]) -> dict | None:
-    from dgm.tasks.report import SEEDS_NOTE, by_setting, fmt, seed_cell, seeds_label
+    """Every trained model side by side, and the seed study's values beside this run's
+    (text: report/sections/comparison.rst.j2)."""
+    from dgm.formatting import by_setting, fmt, seed_cell, seeds_label
 
     runs = run_summaries(inputs)
     if not runs:
@@ -65,46 +67,26 @@ def report_section(inputs: dict[str, list[str]]) -> dict | None:
     rows = []
     for (_, model, latent), col in by_setting(runs, "order", "model", "latent"):
         spec = registry.get(model)
-        rows.append([spec.title, latent, seeds_label(col["seed"]), spec.data_modelled,
-                     seed_cell(col["nll"], errors=col["nll_stderr"]), seed_cell(col["bpd"], 3),
-                     seed_cell(col["fid"]), seed_cell(col["parzen"], 1, errors=col["parzen_stderr"]),
-                     seed_cell(col["parameters"]), seed_cell(col["epochs"]), seed_cell(col["train_seconds"], 0)])
-    methods = sorted({f"{registry.get(r['model']).title}: {r['method']}" for r in runs if r["method"]})
+        rows.append({"model": spec.title, "latent": latent, "seeds": seeds_label(col["seed"]),
+                     "data": spec.data_modelled, "nll": seed_cell(col["nll"], errors=col["nll_stderr"]),
+                     "bpd": seed_cell(col["bpd"], 3), "fid": seed_cell(col["fid"]),
+                     "parzen": seed_cell(col["parzen"], 1, errors=col["parzen_stderr"]),
+                     "parameters": seed_cell(col["parameters"]), "epochs": seed_cell(col["epochs"]),
+                     "train_seconds": seed_cell(col["train_seconds"], 0)})
+    estimators = sorted({(order[r["model"]], registry.get(r["model"]).title, r["method"], r["k"])
+                         for r in runs if r["method"]})
 
-    seed_rows = []
+    seed_values = []
     for reported in REPORTED:
         ours = [r["last_epoch"].get(reported.field) for r in runs if r["model"] == reported.model]
         if ours:
             shown = reported.shown if f"{reported.value:g}" in reported.shown else \
                 f"{reported.shown} = {fmt(reported.value, 3)}"
-            seed_rows.append([registry.get(reported.model).title, reported.quantity, shown, seed_cell(ours, 3),
-                              reported.source])
-    tables = [{
-        "caption": "The three models on this run's test set: negative log-likelihood in nats per image (± one "
-                   "standard error over images) and bits per dimension where the model defines one, sample quality "
-                   "of the last epoch (classifier-feature FID, lower is better; Parzen log-likelihood, higher is "
-                   f"better), parameters, and the training job's wall time ({SEEDS_NOTE})",
-        "header": ["model", "z", "seeds", "data modelled", "test NLL (nats)", "bits/dim", "FID", "Parzen",
-                   "parameters", "epochs", "training (s)"],
-        "rows": rows,
-    }]
-    if seed_rows:
-        tables.append({
-            "caption": "The values the seed study reports, beside this run's (last epoch)",
-            "header": ["model", "quantity", "seed study", "this run", "where in the seed"],
-            "rows": seed_rows,
-        })
+            seed_values.append({"model": registry.get(reported.model).title, "quantity": reported.quantity,
+                                "seed": shown, "run": seed_cell(ours, 3), "source": reported.source})
     return {
         "id": "comparison",
-        "title": "The three models compared",
-        "paragraphs": [
-            "Likelihoods are comparable only between models of the same data: the VAE models binarised pixels, "
-            "the flow 8-bit grey levels (its bits/dim bound the discrete image's), and the GAN defines no "
-            "likelihood at all. Estimators: " + "; ".join(methods) + ". Sample quality is measured the same way "
-            "for every model (section 'Sample quality'); the GAN's parameter count includes its discriminator, "
-            "which sampling does not need. Training time is the wall time of the training job, validation and "
-            "checkpoints included, on the device listed in the provenance section.",
-        ],
-        "tables": tables,
+        "data": {"models": rows, "seed_values": seed_values,
+                 "estimators": [{"title": t, "method": m, "k": k} for _, t, m, k in estimators]},
         "figures": [],
     }

@@ -149,53 +149,31 @@ def plot_interpolations(*, model_path: str, output_path: str, rows: int, steps: 
 
 
 def report_section(inputs: dict[str, list[str]], spec=None) -> dict | None:
-    """The flow section of the report: bits/dim (over the seeds) beside the seed's value, Fig. 7-9."""
-    from dgm.tasks import report as rep
+    """The flow section of the report: bits/dim (over the seeds) beside the seed's value, Fig. 7-9
+    (text: report/sections/flow.rst.j2)."""
+    from dgm import registry
+    from dgm.formatting import by_setting, captioned_figures, seed_cell, seeds_label
+    from dgm.results import curve_summary, model_records, read_json
 
     if not inputs.get("flow_metrics"):
         return None
-    runs = [{**rep.read_json(test_path), **rep.curve_summary(metrics_path, best="valid_bpd")}
+    spec = spec or registry.get("flow")
+    runs = [{**read_json(test_path), **curve_summary(metrics_path, best="valid_bpd")}
             for metrics_path, test_path in zip(inputs["flow_metrics"], inputs["flow_tests"])]
-    ((_, col),) = rep.by_setting(runs, "latent")
-    row = [rep.seeds_label(col["seed"]), rep.seed_cell(col["epochs"]), rep.seed_cell(col["train_bpd"], 3),
-           rep.seed_cell(col["valid_bpd"], 3), rep.seed_cell(col["best_valid"], 3),
-           rep.seed_cell(col["test_bpd"], 3, errors=col["test_bpd_stderr"]), rep.seed_cell(col["k"]),
-           rep.seed_cell(col["test_nll"], 1), rep.seed_cell(col["parameters"]), rep.seed_cell(col["s_epoch"], 1)]
-    captions = {
-        "flow_bpd": "Training and validation bits per dimension per epoch (seed Fig. 7), with several seeds their "
-                    "mean and a ± one SD band; the dashed line is the seed's final validation value, "
-                    f"{FLOW_VALID_BPD}.",
-        "flow_samples": "16 samples from the flow at the configured epochs, the same prior draws at every epoch "
-                        "(seed Fig. 8).",
-        "flow_interpolation": "Interpolations in the flow's latent space between random prior draws, each row "
-                              "starting where the previous one ended (seed Fig. 9).",
-    }
-    record = rep.model_records(inputs, "flow")[0]
+    ((_, col),) = by_setting(runs, "latent")
+    row = {"seeds": seeds_label(col["seed"]), "epochs": seed_cell(col["epochs"]),
+           **{k: seed_cell(col[k], 3) for k in ("train_bpd", "valid_bpd", "best_valid")},
+           "test_bpd": seed_cell(col["test_bpd"], 3, errors=col["test_bpd_stderr"]), "k": seed_cell(col["k"]),
+           "test_nll": seed_cell(col["test_nll"], 1), "parameters": seed_cell(col["parameters"]),
+           "s_epoch": seed_cell(col["s_epoch"], 1)}
+    record = model_records(inputs.get("models", []), "flow")[0]
     d, opts = record["description"], record["options"]
     return {
         "id": "flow",
-        "title": "RealNVP normalizing flow",
-        "paragraphs": [
-            f"RealNVP (Dinh et al. 2017) as in the seed's §3: {d['n_blocks']} blocks of two affine couplings "
-            f"(checkerboard mask, then its inverse), each conditioner an MLP 784-{d['hidden_dim']}-{d['hidden_dim']}-"
-            "2×784 with a zero-initialised last layer and tanh log-scales"
-            f"{' times a learned per-pixel factor' if d['learned_scale'] else ''}; uniform dequantisation of the 0-255 "
-            f"pixels, division by 256 and a logit (alpha {d['alpha']:g}), every log-det counted; Adam with lr "
-            f"{opts['lr']:g}, batch {opts['batch_size']}, gradient-norm clip {opts['grad_clip']}. Bits per "
-            "dimension bound the negative log2-likelihood of the discrete image per pixel (lower is better; 8 means "
-            "knowing nothing). Train and validation values use one dequantisation draw per image; the test value "
-            "uses K draws (importance sampling).",
-            f"The seed study reports {FLOW_VALID_BPD} bits/dim on validation after 40 epochs on 40,000 training "
-            f"images (the course asked for < {COURSE_TARGET_BPD}); compare with 'valid bpd' at 40 epochs, and mind "
-            "the number of training images in the provenance section.",
-        ],
-        "tables": [{
-            "caption": f"RealNVP: bits per dimension at the last epoch; test ± one standard error over images "
-                       f"({rep.SEEDS_NOTE}). Seed: {FLOW_VALID_BPD} validation after 40 epochs; course target "
-                       f"< {COURSE_TARGET_BPD}",
-            "header": ["seeds", "epochs", "train bpd", "valid bpd", "best valid bpd", "test bpd", "K",
-                       "test NLL (nats)", "parameters", "s/epoch"],
-            "rows": [row],
-        }],
-        "figures": rep.captioned_figures(inputs.get("flow_figures", []), captions),
+        "data": {"long_title": spec.long_title, "n_blocks": d["n_blocks"], "hidden": d["hidden_dim"],
+                 "learned_scale": d["learned_scale"], "alpha": d["alpha"], "lr": opts["lr"],
+                 "batch_size": opts["batch_size"], "grad_clip": opts["grad_clip"], "seed_valid_bpd": FLOW_VALID_BPD,
+                 "course_target_bpd": COURSE_TARGET_BPD, "runs": [row]},
+        "figures": captioned_figures(inputs.get("flow_figures", []), {
+            "flow_bpd": "flow_bpd", "flow_samples": "flow_samples", "flow_interpolation": "flow_interpolation"}),
     }

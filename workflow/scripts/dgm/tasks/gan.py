@@ -10,7 +10,7 @@ import torch
 from dgm import data, plotting, training
 from dgm.distributions import interpolate_latents
 from dgm.entry import training_settings
-from dgm.gan import EQUILIBRIUM_D_LOSS, EQUILIBRIUM_G_LOSS, GAN, GANConfig, GANTrainer
+from dgm.gan import EQUILIBRIUM_D_LOSS, EQUILIBRIUM_G_LOSS, GAN, GANConfig, GANTrainer, dominated_epochs
 from dgm.models import load_model
 from dgm.results import metrics_by_latent
 from dgm.tasks.common import check_sample_epochs, finish_training, log_training_start, resume_path
@@ -122,63 +122,50 @@ def plot_interpolation(*, model_path: str, output_path: str, rows: int, steps: i
 
 
 def report_section(inputs: dict[str, list[str]], spec=None) -> dict | None:
-    """The GAN section of the report: per-run table of the last epoch and the seed's Fig. 4-6."""
-    from dgm.tasks import report as rep
+    """The GAN section of the report: per-run table of the last epoch, the runs whose discriminator won
+    outright (``dominated_epochs`` of each run's validation D(x) and D(G(z))), and the seed's Fig. 4-6
+    (text: report/sections/gan.rst.j2)."""
+    from dgm import registry
+    from dgm.formatting import by_setting, captioned_figures, seed_cell, seeds_label
+    from dgm.results import curve_summary, model_records, read_csv
 
     if not inputs.get("gan_metrics"):
         return None
-    records = {(r["latent"], r["seed"]): r for r in rep.model_records(inputs, "gan")}
-    runs = []
+    spec = spec or registry.get("gan")
+    records = {(r["latent"], r["seed"]): r for r in model_records(inputs.get("models", []), "gan")}
+    runs, dominated = [], []
     for metrics_path in inputs["gan_metrics"]:
-        run = rep.curve_summary(metrics_path)
+        run = curve_summary(metrics_path)
         record = records[(run["latent"], run["seed"])]
         runs.append({**run, "parameters": record["parameters"], "generator": record["parts"]["generator"]})
+        curve = read_csv(metrics_path)
+        won = dominated_epochs([r["valid_d_real"] for r in curve], [r["valid_d_fake"] for r in curve],
+                               tol=GANTrainer.dominance_tol, run=GANTrainer.dominance_epochs)
+        if won:
+            dominated.append({"title": spec.title, "latent": run["latent"], "seed": run["seed"],
+                              "epochs": [curve[i]["epoch"] for i in won]})
     rows = []
-    for (latent,), col in rep.by_setting(runs, "latent"):
-        rows.append([latent, rep.seeds_label(col["seed"]), rep.seed_cell(col["epoch"]),
-                     *[rep.seed_cell(col[k], 3) for k in ("train_d_loss", "train_g_loss", "train_d_real",
-                                                          "train_d_fake", "valid_d_real", "valid_d_fake")],
-                     rep.seed_cell(col["generator"]), rep.seed_cell(col["parameters"]), rep.seed_cell(col["s_epoch"])])
-    captions = {  # in the seed's order: Fig. 4, 5, 6
-        "gan_samples": "25 samples at the configured epochs, from the same noise at every epoch (seed Fig. 4).",
-        "gan_curves": "Discriminator and generator losses per epoch (with several seeds their mean and a ± one SD "
-                      "band) with dashed lines at their equilibrium values "
-                      "L_D = log 4 and L_G = log 2 (top; seed Fig. 5), and the mean discriminator outputs on real "
-                      "and generated images (bottom).",
-        "gan_interpolation": "Interpolations between random latent points, each row continuing from the previous "
-                             "row's end point, linearly and along great circles (slerp) (seed Fig. 6).",
-    }
+    for (latent,), col in by_setting(runs, "latent"):
+        rows.append({"latent": latent, "seeds": seeds_label(col["seed"]), "epochs": seed_cell(col["epoch"]),
+                     **{k: seed_cell(col[k], 3) for k in ("train_d_loss", "train_g_loss", "train_d_real",
+                                                          "train_d_fake", "valid_d_real", "valid_d_fake")},
+                     **{k: seed_cell(col[k]) for k in ("generator", "parameters", "s_epoch")}})
     first = next(iter(records.values()))
     d, opts = first["description"], first["options"]
     h = d["hidden_dim"]
-    g_widths = "-".join(str(w) for w in (h, 2 * h, 4 * h, 8 * h, d["data_dim"]))
-    d_widths = "-".join(str(w) for w in (d["data_dim"], 4 * h, 2 * h, 1))
-    architecture = (
-        f"Fully connected GAN (seed section 2.5): generator z-{g_widths} with LeakyReLU("
-        f"{d['negative_slope']}), batch norm on the three wider hidden layers and a tanh output; "
-        f"discriminator {d_widths} with LeakyReLU({d['negative_slope']}) and dropout "
-        f"{d['dropout']}. Trained on grey-level images scaled to [-1, 1] with one discriminator and "
-        f"one non-saturating generator step per minibatch (seed section 2.4), fresh noise for each; Adam with lr "
-        f"{opts['lr']:g} and betas ({opts['betas'][0]:g}, {opts['betas'][1]:g}), batch {opts['batch_size']} "
-        f"(the seed's text says lr 5e-4; its code, the course template, used 2e-4)."
-    )
     return {
         "id": "gan",
-        "title": "Generative adversarial network",
-        "paragraphs": [
-            architecture,
-            f"At the game's equilibrium D = 1/2 everywhere, so L_D = log 4 = {EQUILIBRIUM_D_LOSS:.3f} and "
-            f"L_G = log 2 = {EQUILIBRIUM_G_LOSS:.3f} nats (the seed's Fig. 5 caption writes log 1/2 for L_G, a sign "
-            "slip). Training columns average over the "
-            "epoch's minibatches in training mode; validation columns score held-out images against fakes from a "
-            "fixed noise draw in evaluation mode.",
-        ],
-        "tables": [{
-            "caption": f"GAN: losses (nats) and mean discriminator outputs at the last epoch ({rep.SEEDS_NOTE}); "
-                       "parameters of the generator and of both networks",
-            "header": ["z", "seeds", "epochs", "L_D", "L_G", "D(x)", "D(G(z))", "valid D(x)", "valid D(G(z))",
-                       "G parameters", "parameters", "s/epoch"],
-            "rows": rows,
-        }],
-        "figures": rep.captioned_figures(inputs.get("gan_figures", []), captions),
+        "data": {
+            "long_title": spec.long_title,
+            "generator_widths": [h, 2 * h, 4 * h, 8 * h, d["data_dim"]],
+            "discriminator_widths": [d["data_dim"], 4 * h, 2 * h, 1],
+            "negative_slope": d["negative_slope"], "dropout": d["dropout"],
+            "lr": opts["lr"], "betas": opts["betas"], "batch_size": opts["batch_size"],
+            "equilibrium_d": EQUILIBRIUM_D_LOSS, "equilibrium_g": EQUILIBRIUM_G_LOSS,
+            "dominated": sorted(dominated, key=lambda r: (r["latent"], r["seed"])),
+            "dominance_tol": GANTrainer.dominance_tol, "dominance_run": GANTrainer.dominance_epochs,
+            "runs": rows,
+        },
+        "figures": captioned_figures(inputs.get("gan_figures", []), {  # in the seed's order: Fig. 4, 5, 6
+            "gan_samples": "gan_samples", "gan_curves": "gan_curves", "gan_interpolation": "gan_interpolation"}),
     }

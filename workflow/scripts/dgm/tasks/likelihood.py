@@ -249,18 +249,10 @@ def plot_sweeps(*, sweep_paths: list[str], quadrature_paths: list[str], output_p
 
 
 def report_section(inputs: dict[str, list[str]]) -> dict | None:
-    """The likelihood section of the report: test NLL per run, the estimator sweep, quadrature, KL examples."""
-    from dgm.tasks.report import (
-        SEEDS_NOTE,
-        by_setting,
-        fmt,
-        fmt_pm,
-        read_csv,
-        read_json,
-        run_key,
-        seed_cell,
-        seeds_label,
-    )
+    """The likelihood section of the report: test NLL per run, the estimator sweep, quadrature, KL examples
+    (text: report/sections/likelihood.rst.j2)."""
+    from dgm.formatting import by_setting, captioned_figures, fmt, fmt_pm, seed_cell, seeds_label
+    from dgm.results import read_csv, read_json, run_key
 
     if not inputs.get("likelihood_tests"):
         return None
@@ -269,80 +261,52 @@ def report_section(inputs: dict[str, list[str]]) -> dict | None:
     runs = [{**run_key(p), **read_json(p)} for p in inputs["likelihood_tests"]]
     for r in runs:
         r["order"] = order[r["model"]]
-    test_rows = []
+    tests = []
     for (_, model, latent), col in by_setting(runs, "order", "model", "latent"):
-        test_rows.append([title[model], latent, seeds_label(col["seed"]), seed_cell(col["k"]),
-                          seed_cell(col["test_nelbo"], errors=col["test_nelbo_stderr"]),
-                          seed_cell(col["test_nll"], errors=col["test_nll_stderr"]),
-                          seed_cell(col["test_gap"], errors=col["test_gap_stderr"]),
-                          seed_cell(col["test_nelbo_bpd"], 4), seed_cell(col["test_nll_bpd"], 4),
-                          seed_cell(col["ess_mean"], 1), seed_cell(col["seconds"], 0),
-                          seed_cell(col["cpu_seconds"], 0)])
+        tests.append({"model": title[model], "latent": latent, "seeds": seeds_label(col["seed"]),
+                      "k": seed_cell(col["k"]),
+                      **{k: seed_cell(col[k], errors=col[f"{k}_stderr"])
+                         for k in ("test_nelbo", "test_nll", "test_gap")},
+                      **{k: seed_cell(col[k], 4) for k in ("test_nelbo_bpd", "test_nll_bpd")},
+                      "ess_mean": seed_cell(col["ess_mean"], 1), "seconds": seed_cell(col["seconds"], 0),
+                      "cpu_seconds": seed_cell(col["cpu_seconds"], 0)})
 
     quad = {(run_key(p)["model"], run_key(p)["seed"]): read_json(p) for p in inputs.get("likelihood_quadrature", [])}
-    sweep_rows, ks, n_images = [], [], None
+    sweep, ks, n_images = [], [], None
     for path in inputs.get("likelihood_sweeps", []):
         key, rows = run_key(path), read_csv(path)
         ks = sorted({r["k"] for r in rows if r["estimator"] != "elbo"})
         n_images = rows[0]["n_images"]
+        cells = {"model": title[key["model"]], "latent": key["latent"], "seed": key["seed"]}
         for estimator in ("importance", "naive", "elbo"):
-            cells = []
+            by_k = {}
             for k in ks if estimator != "elbo" else [1]:
                 values = np.array([r["log_px"] for r in rows if r["estimator"] == estimator and r["k"] == k])
                 sd = values.std(ddof=1) if len(values) > 1 else float("nan")
-                cells.append(fmt_pm(float(values.mean()), float(sd)))
-            if estimator == "elbo":
-                cells = cells * len(ks)  # one value, independent of K
-            sweep_rows.append([title[key["model"]], key["latent"], key["seed"], LABELS[estimator], *cells])
+                by_k[k] = fmt_pm(float(values.mean()), float(sd))
+            if estimator == "elbo":  # one value, independent of K
+                by_k = dict.fromkeys(ks, by_k[1])
+            sweep.append({**cells, "estimator": LABELS[estimator], **{f"k{k}": v for k, v in by_k.items()}})
         if key["latent"] == 2 and (key["model"], key["seed"]) in quad:
             q = quad[(key["model"], key["seed"])]
-            sweep_rows.append([title[key["model"]], 2, key["seed"], f"quadrature (largest error {q['max_error']:.1e})",
-                               *[fmt(q["log_px"])] * len(ks)])
+            sweep.append({**cells, "estimator": f"quadrature (largest error {q['max_error']:.1e})",
+                          **{f"k{k}": fmt(q["log_px"]) for k in ks}})
 
-    tables = [{
-        "caption": "Test negative log-likelihood (nats per image) by importance sampling with K samples, "
-                   f"against the negative ELBO (± one standard error over the test images; {SEEDS_NOTE})",
-        "header": ["model", "z", "seeds", "K", "test −ELBO", "IS NLL", "−ELBO − NLL", "−ELBO bpd", "NLL bpd",
-                   "mean ESS",
-                   "seconds", "CPU s"],
-        "rows": test_rows,
-    }]
-    if sweep_rows:
-        tables.append({
-            "caption": f"Mean log p(x) (nats) on the first {n_images} test images against the number of samples K "
-                       "(mean ± SD over independent repeats)",
-            "header": ["model", "z", "seed", "estimator", *[f"K = {k}" for k in ks]],
-            "rows": sweep_rows,
-        })
-    if inputs.get("kl_examples"):
-        kl = read_csv(inputs["kl_examples"][0])
-        tables.append({
-            "caption": "The seed's §1.5 examples: KL(q || p) for q = N(mu_q, sigma_q^2) and p = N(0, 1), in closed "
-                       f"form against Monte Carlo with {int(kl[0]['n']):,} draws from q",
-            "header": ["example", "mu_q", "sigma_q", "seed study", "closed form", "Monte Carlo ± s.e.",
-                       "(MC − closed)/s.e."],
-            "rows": [[r["example"], f"{r['mu_q']:g}", f"{r['sigma_q']:.6g}", f"{r['seed']:.3g}",
-                      f"{r['closed_form']:.8g}", f"{r['monte_carlo']:.4g} ± {r['monte_carlo_stderr']:.2g}",
-                      fmt(r["z_score"])] for r in kl],
-        })
-    figures = [{"path": p, "caption": "Estimates of the mean test log p(x) against the number of samples K: "
-                "importance sampling with q(z|x) as proposal and naive Monte Carlo from the prior (seed eq. 4), "
-                "mean ± SD over independent repeats; the ELBO as a horizontal line and, for z = 2, the quadrature "
-                f"value. [{Path(p).stem}]"} for p in inputs.get("likelihood_figures", [])]
+    kl = read_csv(inputs["kl_examples"][0]) if inputs.get("kl_examples") else []
+    kl_rows = [{"example": r["example"], "mu_q": f"{r['mu_q']:g}", "sigma_q": f"{r['sigma_q']:.6g}",
+                "seed": f"{r['seed']:.3g}", "closed_form": f"{r['closed_form']:.8g}",
+                "monte_carlo": f"{r['monte_carlo']:.4g} ± {r['monte_carlo_stderr']:.2g}", "z_score": fmt(r["z_score"])}
+               for r in kl]
+    figures, paths = [], list(inputs.get("likelihood_figures", []))
+    for model in registry.names("latent_variable"):  # likelihood_sweep_<model>_seed<S>: its caption names the model
+        mine = [p for p in paths if Path(p).stem.startswith(f"likelihood_sweep_{model}_")]
+        figures += captioned_figures(mine, {"likelihood_sweep": "likelihood_sweep"}, wildcards={"model": model})
+        paths = [p for p in paths if p not in mine]
+    if paths:
+        raise ValueError(f"likelihood figures of no latent-variable model: {paths}")
     return {
         "id": "likelihood",
-        "title": "Log-likelihood: importance sampling, naive Monte Carlo and the ELBO",
-        "paragraphs": [
-            "The seed's §1.4 estimates log p(x) = log E_p(z)[p(x|z)] by naive Monte Carlo from the prior and argues "
-            "it needs exponentially many samples in the latent size; §1.6-1.7 explain why the ELBO is a lower bound. "
-            "Here both are measured on every trained latent-variable model. Importance sampling with the encoder's "
-            "q(z|x) as proposal "
-            "(the IWAE bound of Burda et al. 2016; a lower bound in expectation that tightens as K grows) gives the "
-            "test negative log-likelihood the literature reports (IWAE paper: 86.76 nats for a one-layer VAE with "
-            "K = 5000 on the full MNIST training set). The gap −ELBO − NLL estimates KL(q(z|x) || p(z|x)). For "
-            "z = 2, quadrature over a refined grid in z gives a near-exact value in float64. Bits per dimension "
-            "are NLL / (784 ln 2).",
-        ],
-        "tables": tables,
+        "data": {"tests": tests, "sweep": sweep, "sweep_ks": ks, "sweep_images": n_images, "kl": kl_rows,
+                 "kl_draws": int(kl[0]["n"]) if kl else None},
         "figures": figures,
     }

@@ -248,7 +248,7 @@ TABLE_HEADER = ["model", "latent", "seed", "epoch", "n", *METRICS, "parzen_mean"
 
 def table_rows(quality_paths: list[str], reference_path: str) -> list[dict]:
     """One row per scored model epoch, then one per reference (model column names the images)."""
-    from dgm.tasks.report import read_json, run_key
+    from dgm.results import read_json, run_key
 
     rows = []
     for path in quality_paths:
@@ -273,14 +273,34 @@ def write_table(*, quality_paths: list[str], reference_path: str, output_path: s
     return rows
 
 
+FIDELITY, DIVERSITY = ("precision", "density"), ("recall", "coverage")
+
+
+def leaders(settings: list[dict], digits: int = 3) -> dict:
+    """For each of precision, density, recall and coverage (higher is better), the highest value over
+    ``settings`` (models at one latent size, each with those four values) and the settings that reach
+    it when rounded to ``digits`` (ties as the table shows them): {metric: {"value", "models"}}, and
+    ``settings``, those compared."""
+    settings = [s for s in settings if all(s.get(k) is not None for k in FIDELITY + DIVERSITY)]
+    out: dict = {"settings": settings}
+    for metric in FIDELITY + DIVERSITY:
+        if settings:
+            best = max(round(s[metric], digits) for s in settings)
+            out[metric] = {"value": max(s[metric] for s in settings),
+                           "models": [s for s in settings if round(s[metric], digits) == best]}
+    return out
+
+
 def report_section(inputs: dict[str, list[str]]) -> dict | None:
-    """Sample quality of every trained model: classifier FID and Parzen, with the references."""
-    from dgm.tasks.report import SEEDS_NOTE, by_run, by_setting, fmt, fmt_pm, read_json, run_key, seed_cell, seeds_label
+    """Sample quality of every trained model: FID, KID, precision/recall, density/coverage, Parzen, with
+    the real-image references, which model leads on fidelity and which on diversity, and the sample-size
+    figure (text: report/sections/quality.rst.j2)."""
+    from dgm.formatting import by_setting, captioned_figures, fmt, fmt_pm, seed_cell, seed_mean, seeds_label
+    from dgm.results import by_run, read_json, run_key
 
     if not inputs.get("quality_reference"):
         return None
     reference = read_json(inputs["quality_reference"][0])
-    clf = reference["classifier"]
     bounds = {}  # (model, latent, seed) -> test NLL bound, its stderr and bits/dim where the model has one
     for spec in registry.MODELS.values():
         names = (("test_nelbo", "test_nelbo_stderr", "test_nelbo_bpd") if spec.latent_variable else
@@ -288,61 +308,49 @@ def report_section(inputs: dict[str, list[str]]) -> dict | None:
         if names:
             for run, t in by_run(inputs.get(f"{spec.name}_tests", [])).items():
                 bounds[run] = dict(zip(("bound", "bound_stderr", "bpd"), (t[n] for n in names)))
-    evaluations = []
+    order = {name: i for i, name in enumerate(registry.MODELS)}  # the registry's (the seed study's) order
+    evaluations, earlier = [], {}
     for path in inputs.get("quality_runs", []):
         q, key = read_json(path), run_key(path)
         last = max(e["epoch"] for e in q["evaluations"])
         none = {"bound": None, "bound_stderr": None, "bpd": None}
         for e in q["evaluations"]:
             bound = bounds.get((key["model"], key["latent"], key["seed"]), none) if e["epoch"] == last else none
-            evaluations.append({**key, **e, **bound})
-    order = {name: i for i, name in enumerate(registry.MODELS)}  # the registry's (the seed study's) order
-    for r in evaluations:
-        r["order"] = order[r["model"]]
-    rows = []
+            evaluations.append({**key, **e, **bound, "order": order[key["model"]], "last": e["epoch"] == last})
+            if e["epoch"] != last:
+                earlier.setdefault(key["model"], set()).add(e["epoch"])
+    samples, parzen, final = [], [], []
     for (_, model, latent, epoch), col in by_setting(evaluations, "order", "model", "latent", "epoch"):
-        rows.append([registry.get(model).title, latent, seeds_label(col["seed"]), epoch, seed_cell(col["n"]),
-                     seed_cell(col["fid"]),
-                     seed_cell(col["parzen_mean"], 1, errors=col["parzen_stderr"]), seed_cell(col["parzen_sigma"], 3),
-                     seed_cell(col["bound"], errors=col["bound_stderr"]), seed_cell(col["bpd"], 3)])
+        spec = registry.get(model)
+        cells = {"model": spec.title, "latent": latent, "seeds": seeds_label(col["seed"]), "epoch": epoch,
+                 "n": seed_cell(col["n"])}
+        samples.append({**cells, "fid": seed_cell(col["fid"]), "kid": seed_cell(col["kid_mean"], 4,
+                                                                                errors=col["kid_std"]),
+                        **{k: seed_cell(col[k], 3) for k in FIDELITY + DIVERSITY}})
+        parzen.append({**cells, "parzen": seed_cell(col["parzen_mean"], 1, errors=col["parzen_stderr"]),
+                       "parzen_sigma": seed_cell(col["parzen_sigma"], 3),
+                       "bound": seed_cell(col["bound"], errors=col["bound_stderr"]), "bpd": seed_cell(col["bpd"], 3)})
+        if all(col["last"]):
+            final.append({"title": spec.title, "latent": None if spec.fixed_latent else latent,
+                          **{k: seed_mean(col[k]) for k in FIDELITY + DIVERSITY}})
     for name, r in reference["references"].items():
-        parzen = fmt_pm(r["parzen_mean"], r["parzen_stderr"], 1) if "parzen_mean" in r else "–"
-        sigma = fmt(r["parzen_sigma"], 3) if "parzen_sigma" in r else "–"
-        rows.append([f"real {name}", "–", "–", "–", r["n"], fmt(r["fid"]), parzen, sigma, "–", "–"])
+        cells = {"model": f"real {name}", "latent": "–", "seeds": "–", "epoch": "–", "n": r["n"]}
+        samples.append({**cells, "fid": fmt(r["fid"]), "kid": fmt_pm(r.get("kid_mean"), r.get("kid_std"), 4),
+                        **{k: fmt(r.get(k), 3) for k in FIDELITY + DIVERSITY}})
+        parzen.append({**cells, "parzen": fmt_pm(r["parzen_mean"], r["parzen_stderr"], 1) if "parzen_mean" in r
+                       else "–", "parzen_sigma": fmt(r.get("parzen_sigma"), 3), "bound": "–", "bpd": "–"})
+    kid_sizes = sorted({e["kid_subset_size"] for e in evaluations if e.get("kid_subset_size")})
     return {
         "id": "quality",
-        "title": "Sample quality",
-        "paragraphs": [
-            f"Every model is scored on its own samples, drawn through the same sample(n) interface with a fixed "
-            f"seed (VAE samples are decoder means, i.e. Bernoulli probabilities, not binary draws; GAN samples are "
-            f"generator outputs mapped to [0, 1]; flow samples are decoded 8-bit pixels / 255), against the "
-            f"grey-level test set ({reference['n_test']} images). "
-            f"For the GAN the first trained epoch is scored as well, from the same noise, to show improvement.",
-            f"FID here is the Fréchet distance in the 128 penultimate features of a small CNN trained on this "
-            f"run's training split ({clf['epochs']} epoch{'s' if clf['epochs'] != 1 else ''}; "
-            f"validation accuracy {100 * clf['valid_accuracy']:.2f}%, "
-            f"test accuracy {100 * clf['test_accuracy']:.2f}%). It is NOT comparable with Inception FIDs "
-            f"reported elsewhere, nor across classifiers; lower is better. The rows of real images give the "
-            f"floor: real digits scored like samples, validation images (held out from the classifier and the "
-            f"models) and training images (seen by both; the Parzen value of a model that memorised its data). "
-            f"FID is biased upwards for small sets, so compare rows of similar n.",
-            "Parzen-window log-likelihood (Goodfellow et al. 2014): a Gaussian kernel density on the samples, "
-            "bandwidth σ chosen on the validation set from a log-spaced grid, reported as the mean test "
-            "log-density in nats per image ± one standard error (higher is better; Goodfellow et al. report "
-            "225 ± 2 for their MNIST GAN). These numbers mislead (Theis, van den Oord & Bethge, \"A note on the "
-            "evaluation of generative models\", ICLR 2016): in 784 dimensions a Parzen estimate from thousands "
-            "of samples is far from the model's true log-likelihood, it can rank models in the opposite order to "
-            "their likelihoods, and it rewards blurry or memorised samples (a model that returns training images "
-            "can beat a good model). Use them only to compare with the literature.",
-        ],
-        "tables": [{
-            "caption": "Sample quality: classifier-feature FID (lower is better) and Parzen log-likelihood (nats per "
-                       "image, higher is better) of n samples; the test negative log-likelihood bound (nats per "
-                       "image) and bits/dim where the model has one: a latent-variable model's −ELBO on binarised "
-                       "pixels, a flow's dequantisation bound on 8-bit pixels (different data, so not comparable); "
-                       f"{SEEDS_NOTE}",
-            "header": ["model", "z", "seeds", "epoch", "n", "FID", "Parzen", "Parzen σ", "test NLL bound", "bits/dim"],
-            "rows": rows,
-        }],
-        "figures": [],
+        "data": {
+            "n_test": reference["n_test"],
+            "classifier": reference["classifier"],
+            "earlier": [{"title": registry.get(m).title, "epochs": sorted(epochs)} for m, epochs in
+                        sorted(earlier.items(), key=lambda item: order[item[0]])],
+            "kid_subset_size": ", ".join(str(n) for n in kid_sizes) or "–",
+            "samples": samples,
+            "parzen": parzen,
+            "leaders": leaders(final),
+        },
+        "figures": captioned_figures(inputs.get("quality_figures", []), {"quality_sample_size": "quality_sample_size"}),
     }

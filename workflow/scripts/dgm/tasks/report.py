@@ -2,194 +2,206 @@
 
 Every model contributes a *section* built from this run's result files: a plain dict
 
-    {"id": "vae", "title": "...", "paragraphs": [str], "tables": [{"caption", "header", "rows"}],
-     "figures": [{"path", "caption"}]}
+    {"id": "vae", "template": "vae", "data": {...}, "figures": [{"path", "caption", "wildcards"}]}
 
 produced by ``report_section(inputs, spec)`` of the model's task module (``dgm.registry``) from
-the report rule's named inputs (lists of paths). The templates in ``report/`` render sections
-generically, so a new model brings its section with its task module and nothing here changes.
-No number is typed by hand: cells are formatted from the results files.
+the report rule's named inputs (lists of paths). ``data`` holds numbers, names and tables (lists
+of row dicts of formatted cells), never sentences: the section's text is the template
+``report/sections/<template>.rst.j2``, Jinja that writes reStructuredText (the markup of the
+figure captions in ``workflow/report/``), which docutils turns into HTML (maths as MathML) and
+LaTeX (maths as maths). A template sets its ``title`` and places its tables with
+``{% call table(rows) %}caption, then one ":key: label" line per column{% endcall %}``; each
+figure is captioned by its caption file, the same one Snakemake's own report shows. The frames
+``report/template.html`` and ``report/template.tex`` lay the sections out, so a new model brings
+its section with its task module and a template, and nothing here changes.
+No number is typed by hand: cells and values come from the results files.
 """
 from __future__ import annotations
 
 import base64
-import csv
 import functools
+import html
 import importlib
 import json
 import logging
-import math
-import os
 import platform
+import re
 import shutil
-import statistics
 import subprocess
-import unicodedata
+import textwrap
 from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
 
 import jinja2
+import yaml
+from markupsafe import Markup
 
 from dgm import io
-from dgm.results import run_key  # noqa: F401  (the sections import it from here)
+from dgm.formatting import fmt, latex_escape, latex_unicode, number_ranges, rst_escape
+from dgm.results import model_record, read_benchmark, read_json
 
 log = logging.getLogger("dgm")
 PACKAGES = ["torch", "torchvision", "numpy", "scipy", "pandas", "matplotlib", "snakemake"]
 # Sections that span the models, each a dgm.tasks module with report_section(inputs): the likelihood
 # section follows the latent-variable models' own, the others close the document.
 LIKELIHOOD_SECTION, CLOSING_SECTIONS = "likelihood", ["quality", "comparison"]
-LATEX_SPECIAL = {"&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_", "{": r"\{", "}": r"\}",
-                 "~": r"\textasciitilde{}", "^": r"\textasciicircum{}", "\\": r"\textbackslash{}",
-                 "±": r"$\pm$", "−": r"$-$", "×": r"$\times$", "≈": r"$\approx$", "≥": r"$\geq$",
-                 "≤": r"$\leq$", "∞": r"$\infty$", "σ": r"$\sigma$", "→": r"$\to$", "–": "--", "—": "---"}
+RST_MARKUP = re.compile(r"[`*|\\_\[]")  # text without these characters is plain text in reStructuredText
 
 
-def latex_escape(value) -> str:
-    """Plain text for LaTeX: specials escaped, Greek and maths symbols as maths, other non-Latin-1
-    characters by their Unicode name (pdflatex's utf8 input stops on characters it does not know)."""
-    out = []
-    for c in str(value):
-        if c in LATEX_SPECIAL:
-            out.append(LATEX_SPECIAL[c])
-        elif ord(c) < 0x100:
-            out.append(c)
-        else:
-            name = unicodedata.name(c, "")
-            greek = name.split("GREEK SMALL LETTER ")[-1].lower() if "GREEK SMALL LETTER" in name else None
-            greek = greek or (name.split("GREEK CAPITAL LETTER ")[-1].capitalize() if "GREEK CAPITAL" in name else None)
-            out.append(f"$\\{greek}$" if greek else f"[{name.lower() or hex(ord(c))}]")
-    return "".join(out)
+# --------------------------------------------------------------------------- reStructuredText -> HTML, LaTeX
+
+DOCUTILS_SETTINGS = {
+    "_disable_config": True,  # no docutils.conf of the machine: the same output everywhere
+    "report_level": 2, "halt_level": 2,  # a markup warning is an error
+    "doctitle_xform": False, "file_insertion_enabled": False, "smart_quotes": False,
+    "math_output": "MathML",  # HTML: maths that every current browser draws, offline
+    "legacy_column_widths": False, "use_latex_citations": True,  # today's defaults of docutils 1.0
+}
 
 
-def fmt(value, digits: int = 2) -> str:
-    """A number for a table cell; '–' where a value is undefined."""
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "–"
-    if isinstance(value, float):
-        return f"{value:.{digits}f}"
-    return str(value)
+def _publish(text: str, writer: str, source: str) -> dict:
+    from docutils.core import publish_parts
+    from docutils.utils import SystemMessage
+
+    try:
+        return publish_parts(text, source_path=source, writer_name=writer, settings_overrides=DOCUTILS_SETTINGS)
+    except SystemMessage as e:
+        raise ValueError(f"{source}: reStructuredText error: {e}\n--- the text ---\n{text}") from None
 
 
-def fmt_pm(mean, err, digits: int = 2) -> str:
-    return f"{fmt(mean, digits)} ± {fmt(err, digits)}"
+def rst_to_html(text: str, source: str = "<report>") -> str:
+    """reStructuredText as an HTML fragment."""
+    return _publish(text, "html5", source)["fragment"].strip()
 
 
-def _defined(value) -> bool:
-    return value is not None and not (isinstance(value, float) and math.isnan(value))
+def rst_to_latex(text: str, source: str = "<report>") -> tuple[str, str]:
+    """reStructuredText as LaTeX: (body, the definitions docutils' commands need in the preamble)."""
+    parts = _publish(text, "latex", source)
+    return latex_unicode(parts["body"].strip()), parts["fallbacks"].strip()
 
 
-def seed_cell(values, digits: int = 2, errors=None) -> str:
-    """One table cell from the values of runs that differ only in their seed: with one run, the
-    value (± ``errors[0]``, its standard error, when given); with several, mean ± sample SD over
-    the seeds. Integers that agree across seeds (epochs, parameters) print once."""
-    pairs = [(v, e) for v, e in zip(values, errors or [None] * len(values)) if _defined(v)]
-    if not pairs:
-        return "–"
-    if len(pairs) == 1:
-        value, err = pairs[0]
-        return fmt_pm(value, err, digits) if errors is not None and _defined(err) else fmt(value, digits)
-    numbers = [v for v, _ in pairs]
-    if all(isinstance(v, int) for v in numbers) and len(set(numbers)) == 1:
-        return str(numbers[0])
-    return fmt_pm(statistics.fmean(numbers), statistics.stdev(numbers), digits)
+def _unwrap_html(fragment: str) -> str:
+    m = re.fullmatch(r"<p>(.*)</p>", fragment, re.S)
+    return m.group(1) if m and "<p>" not in m.group(1) else fragment
 
 
-def curve_summary(metrics_path, best: str | None = None) -> dict:
-    """A run's metrics.csv as one record: its key, the last epoch's row, ``epochs``, the mean
-    training seconds per epoch ``s_epoch`` and, given a column ``best``, its lowest value over the
-    trained epochs as ``best_valid``."""
-    curve = read_csv(metrics_path)
-    trained = [r for r in curve if r["epoch"] > 0]
-    out = {**run_key(metrics_path), **curve[-1], "epochs": curve[-1]["epoch"],
-           "s_epoch": sum(r["train_seconds"] for r in trained) / len(trained)}
-    if best is not None:
-        out["best_valid"] = min(r[best] for r in trained)
-    return out
+def rst_inline(text: str, source: str = "<report>") -> dict[str, str]:
+    """One paragraph of reStructuredText (a caption, a column label) as {"html", "tex", "fallbacks"},
+    without a paragraph around it."""
+    text = " ".join(text.split())
+    if not RST_MARKUP.search(text):  # plain text: no need for docutils
+        return {"html": html.escape(text, quote=False), "tex": latex_escape(text), "fallbacks": ""}
+    tex, fallbacks = rst_to_latex(text, source)
+    return {"html": _unwrap_html(rst_to_html(text, source)), "tex": tex, "fallbacks": fallbacks}
 
 
-def seeds_label(seeds) -> str:
-    return ", ".join(str(s) for s in sorted(seeds))
+# --------------------------------------------------------------------------- the renderer
 
+class Names(dict):
+    """A dict whose keys read as attributes too, like Snakemake's ``snakemake.config``/``wildcards``."""
 
-def by_setting(records: list[dict], *keys: str) -> list[tuple[tuple, dict[str, list]]]:
-    """Records (one per run, each with a 'seed') grouped by ``keys``, groups and seeds in order;
-    each group as columns: {field: [value of each seed's run]}."""
-    groups: dict[tuple, list[dict]] = {}
-    for r in sorted(records, key=lambda r: (*(r[k] for k in keys), r["seed"])):
-        groups.setdefault(tuple(r[k] for k in keys), []).append(r)
-    return [(key, {f: [r.get(f) for r in group] for f in group[0]}) for key, group in groups.items()]
-
-
-def captioned_figures(paths, captions: dict[str, str]) -> list[dict]:
-    """Report figures from figure paths, each captioned by the ``captions`` entry its file name
-    starts with, in the order of ``captions`` (the seed's figure order), then by name."""
-    kinds = list(captions)
-    figures = []
-    for path in paths:
-        stem = Path(path).stem
-        kind = next(k for k in kinds if stem.startswith(k))
-        figures.append((kinds.index(kind), stem, {"path": path, "caption": f"{captions[kind]} [{stem}]"}))
-    return [f for *_, f in sorted(figures, key=lambda t: t[:2])]
-
-
-SEEDS_NOTE = "with several seeds, mean ± SD over seeds"
-
-
-def read_csv(path) -> list[dict]:
-    with open(path, newline="") as f:
-        return [{k: _num(v) for k, v in row.items()} for row in csv.DictReader(f)]
-
-
-def read_json(path) -> dict:
-    with open(path) as f:
-        return json.load(f)
-
-
-def _num(v):
-    for parse in (int, float):
+    def __getattr__(self, name):
         try:
-            return parse(v)
-        except (TypeError, ValueError):
-            pass
-    return v
+            return self[name]
+        except KeyError:
+            raise AttributeError(name) from None
 
 
-def by_run(paths, read=read_json) -> dict[tuple, object]:
-    """{(model, latent, seed): read(path)} for result files of several runs."""
-    return {tuple(run_key(p)[k] for k in ("model", "latent", "seed")): read(p) for p in paths}
+class Renderer:
+    """Renders sections (template + data) and figure captions to HTML and LaTeX; collects what the
+    LaTeX preamble needs for the docutils commands used."""
+
+    def __init__(self, template_dir, caption_dir, config: dict):
+        self.template_dir, self.caption_dir = Path(template_dir), Path(caption_dir)
+        self.config = config
+        self.latex_fallbacks: list[str] = []
+        self.rst_env = jinja2.Environment(
+            loader=jinja2.FileSystemLoader(self.template_dir), undefined=jinja2.StrictUndefined,
+            trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True,
+            # Values are text, not markup: escaped for reStructuredText. (Autoescaping only marks what the
+            # template itself writes, macros and call blocks included, as markup: its HTML escaping never
+            # applies, since finalize hands it escaped Markup.)
+            autoescape=True, finalize=lambda v: v if isinstance(v, Markup) else Markup(rst_escape(v)),
+        )
+        self.rst_env.globals["table"] = self.table
+        self.rst_env.filters.update(num=fmt, g=lambda v: f"{v:g}", pct=lambda v, digits=2: f"{100 * v:.{digits}f}",
+                                    thousands=lambda v: f"{int(v):,}", ranges=number_ranges)
+        self.html_env = jinja2.Environment(loader=jinja2.FileSystemLoader(self.template_dir),
+                                           undefined=jinja2.StrictUndefined,
+                                           autoescape=jinja2.select_autoescape(["html", "html.j2"]))
+        self.tex_env = jinja2.Environment(  # LaTeX's braces and # clash with Jinja's defaults
+            loader=jinja2.FileSystemLoader(self.template_dir), undefined=jinja2.StrictUndefined,
+            block_start_string="<%", block_end_string="%>", variable_start_string="<<", variable_end_string=">>",
+            comment_start_string="<#", comment_end_string="#>",
+        )
+        self.tex_env.filters["e"] = latex_escape
+        self.caption_env = jinja2.Environment(loader=jinja2.FileSystemLoader(self.caption_dir),
+                                              undefined=jinja2.StrictUndefined)
+
+    def _inline(self, text: str, source: str) -> dict[str, str]:
+        out = rst_inline(text, source)
+        self._need(out["fallbacks"])
+        return out
+
+    def _need(self, fallbacks: str) -> None:
+        if fallbacks and fallbacks not in self.latex_fallbacks:
+            self.latex_fallbacks.append(fallbacks)
+
+    def table(self, rows: list[dict], caller) -> Markup:
+        """A table for a section template's ``{% call table(rows) %}`` block, whose body is the
+        caption (reStructuredText) followed by one ``:key: label`` line per column: the label heads
+        the column of ``row[key]``. Returns the table as raw HTML and raw LaTeX blocks, each read by
+        its own docutils writer only."""
+        caption, columns = [], []
+        for line in caller().strip().splitlines():
+            m = re.fullmatch(r"\s*:(\w+):\s+(.+?)\s*", line)  # not a role, as :math:`x`
+            if m:
+                columns.append((m.group(1), m.group(2)))
+            elif columns:
+                raise ValueError(f"table caption text after its columns: {line!r}")
+            else:
+                caption.append(line)
+        if not columns:
+            raise ValueError(f"a table needs ':key: label' lines for its columns; got caption {caption!r}")
+        keys = [k for k, _ in columns]
+        missing = sorted({k for row in rows for k in keys if k not in row})
+        if missing:
+            raise ValueError(f"table {' '.join(caption)[:60]!r}: rows have no column {missing}")
+        cap = self._inline(" ".join(caption), "table caption")
+        labels = [self._inline(label, f"column label {key!r}") for key, label in columns]
+        cells = [[row[k] for k in keys] for row in rows]
+        html_table = self.html_env.get_template("table.html.j2").render(
+            caption=Markup(cap["html"]), header=[Markup(x["html"]) for x in labels], rows=cells)
+        tex_table = self.tex_env.get_template("table.tex.j2").render(
+            caption=cap["tex"], header=[x["tex"] for x in labels], rows=cells)
+        return Markup("".join(f"\n\n.. raw:: {fmt_}\n\n{textwrap.indent(body.strip(), '   ')}\n\n"
+                              for fmt_, body in (("html", html_table), ("latex", tex_table))))
+
+    def section(self, section: dict) -> dict:
+        """A section's title and body in both formats, and its figures with their captions."""
+        name = f"sections/{section.get('template', section['id'])}.rst.j2"
+        module = self.rst_env.get_template(name).make_module(section["data"])
+        title = getattr(module, "title", None)
+        if not title:
+            raise ValueError(f"{self.template_dir / name} sets no title ({{% set title = ... %}})")
+        text = str(module)
+        tex, fallbacks = rst_to_latex(text, name)
+        self._need(fallbacks)
+        return {"id": section["id"], "title": title, "html": rst_to_html(text, name), "tex": tex,
+                "figures": [{**fig, **self.caption(fig["caption"], fig.get("wildcards", {}))}
+                            for fig in section["figures"]]}
+
+    def caption(self, name: str, wildcards: dict) -> dict[str, str]:
+        """The caption file ``<caption_dir>/<name>.rst`` as Snakemake's report renders it (Jinja with
+        ``snakemake.config`` and ``snakemake.wildcards``, then reStructuredText), in both formats."""
+        snakemake = Names(config=Names(self.config), wildcards=Names(wildcards))
+        text = self.caption_env.get_template(f"{name}.rst").render(snakemake=snakemake)
+        out = self._inline(text, str(self.caption_dir / f"{name}.rst"))
+        return {"caption_html": out["html"], "caption_tex": out["tex"]}
 
 
-def model_record(path) -> dict:
-    """What a run's model.pt says about it: run key, description, trained epochs, device, and the
-    parameter count of the rebuilt network (of each sub-network too, e.g. a GAN's generator).
-    Several sections ask for the same runs: each file is read once (again if it changes)."""
-    return dict(_model_record(str(path), os.stat(path).st_mtime_ns))
-
-
-@functools.lru_cache(maxsize=None)
-def _model_record(path: str, mtime_ns: int) -> dict:
-    import torch
-
-    from dgm.models import build_model
-
-    ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    network = build_model(ckpt["model"])
-    return {
-        **run_key(path),
-        "description": ckpt["model"],
-        "options": ckpt.get("options", {}),
-        "epochs": ckpt.get("epoch"),
-        "device": ckpt.get("device_name", ckpt.get("device", "unknown")),
-        "parameters": sum(p.numel() for p in network.parameters()),
-        "parts": {name: sum(p.numel() for p in child.parameters()) for name, child in network.named_children()},
-    }
-
-
-def model_records(inputs: dict[str, list[str]], model: str) -> list[dict]:
-    """model_record of every trained run of ``model`` among the report's inputs."""
-    return [model_record(p) for p in inputs.get("models", []) if run_key(p)["model"] == model]
-
+# --------------------------------------------------------------------------- provenance
 
 def git_commit(cwd=".") -> str:
     try:
@@ -220,57 +232,38 @@ def benchmark_paths(benchmarks_dir) -> list[str]:
             if p.relative_to(benchmarks_dir).parts[0] != "report"]
 
 
-def read_benchmark(path) -> dict | None:
-    """The first (usually only) record of a Snakemake benchmark file, numbers parsed; None if empty."""
-    with open(path) as f:
-        records = list(csv.DictReader(f, delimiter="\t"))
-    return {k: _num(v) for k, v in records[0].items()} if records else None
-
-
-def benchmark_rows(benchmarks_dir, paths=None) -> list[list[str]]:
-    """[job, wall seconds, max RSS MB] per job from Snakemake's benchmark files."""
+def benchmark_rows(benchmarks_dir, paths=None) -> list[dict]:
+    """{job, seconds, max_rss} per job from Snakemake's benchmark files."""
     rows = []
     for path in benchmark_paths(benchmarks_dir) if paths is None else paths:
         record = read_benchmark(path)
         if record:
-            rows.append([str(Path(path).relative_to(benchmarks_dir).with_suffix("")), fmt(float(record["s"]), 1),
-                         fmt(record.get("max_rss", float("nan")), 0)])
+            rows.append({"job": str(Path(path).relative_to(benchmarks_dir).with_suffix("")),
+                         "seconds": fmt(float(record["s"]), 1), "max_rss": fmt(record.get("max_rss", float("nan")), 0)})
     return rows
 
 
 def provenance_section(*, splits_path, config, benchmarks_dir, model_paths=(), benchmarks=None) -> dict:
     splits = read_json(splits_path)
     runs = [model_record(p) for p in model_paths]  # the DAG's order: models as configured, then latent, seed
-    run_rows = [[r["model"], r["latent"], r["seed"], r["epochs"], r["device"], r["parameters"],
-                 ", ".join(f"{name} {n}" for name, n in r["parts"].items()) if r["model"] == "gan" else "–"]
-                for r in runs]
-    md5_rows = [[key, md5] for key, md5 in splits["md5"].items()]
     return {
         "id": "provenance",
-        "title": "Data and provenance",
-        "paragraphs": [
-            f"Dataset {splits['dataset']}: {splits['n_train']} training, {splits['n_valid']} validation and "
-            f"{splits['n_test']} test images ({splits['binarization']} binarisation of the training images; "
-            f"fixed-seed binarised validation and test copies, seed {splits['binarize_seed']}; split seed "
-            f"{splits['split_seed']}). The files "
-            + ("match torchvision's official md5 sums." if splits["official_md5"]
-               else "do not all match torchvision's official md5 sums (a local mirror or subset)."),
-            f"Training seeds {config['seeds']}; device setting '{config['device']}'. Figures of single runs "
-            f"(samples, manifolds, interpolations, estimator sweeps) show seed {config['seeds'][0]}; every seed's "
-            "are in the results folder and in Snakemake's report.",
-        ],
-        "tables": [
-            {"caption": "Trained models: the device each was trained on and its parameter count",
-             "header": ["model", "z", "seed", "epochs", "device", "parameters", "of which"], "rows": run_rows},
-            {"caption": "md5 of the input files", "header": ["file", "md5"], "rows": md5_rows},
-            {"caption": "Package versions", "header": ["package", "version"],
-             "rows": [[k, v] for k, v in package_versions().items()]},
-            {"caption": "Wall time and peak memory per job (Snakemake benchmark files)",
-             "header": ["job", "seconds", "max RSS (MB)"], "rows": benchmark_rows(benchmarks_dir, benchmarks)},
-        ],
+        "data": {
+            "splits": splits,
+            "md5": [{"file": name, "md5": md5} for name, md5 in splits["md5"].items()],
+            "seeds": list(config["seeds"]),
+            "device": config["device"],
+            "runs": [{**{k: r[k] for k in ("model", "latent", "seed", "epochs", "device", "parameters")},
+                      "parts": ", ".join(f"{name} {n}" for name, n in r["parts"].items()) if r["model"] == "gan"
+                      else "–"} for r in runs],
+            "packages": [{"package": k, "version": v} for k, v in package_versions().items()],
+            "benchmarks": benchmark_rows(benchmarks_dir, benchmarks),
+        },
         "figures": [],
     }
 
+
+# --------------------------------------------------------------------------- the document
 
 def gather_sections(inputs: dict[str, list[str]]) -> list[dict]:
     """Every model's section in the registry's (the seed study's) order, the likelihood section after
@@ -289,21 +282,30 @@ def gather_sections(inputs: dict[str, list[str]]) -> list[dict]:
     return [section for section in (call() for call in calls) if section is not None]
 
 
-def build_report(*, title, config, inputs, benchmarks_dir, template_dir, html_path, tex_path) -> dict:
+class _ConfigDumper(yaml.SafeDumper):
+    """YAML with mappings as blocks and lists of plain values on one line: a compact listing."""
+
+
+_ConfigDumper.add_representer(list, lambda dumper, data: dumper.represent_sequence(
+    "tag:yaml.org,2002:seq", data, flow_style=not any(isinstance(x, (list, dict)) for x in data)))
+
+
+def config_yaml(config: dict) -> str:
+    """The run's configuration as YAML (ASCII: non-ASCII characters escaped, so LaTeX's verbatim reads it)."""
+    plain = json.loads(json.dumps(config, default=str))
+    return yaml.dump(plain, Dumper=_ConfigDumper, sort_keys=False, default_flow_style=False, allow_unicode=False,
+                     width=88)
+
+
+def build_report(*, title, config, inputs, benchmarks_dir, template_dir, caption_dir, html_path, tex_path) -> dict:
     """Render report.html (images inlined) and report.tex (figures copied beside it)."""
     inputs = {**inputs, "benchmarks": benchmark_paths(benchmarks_dir)}
     sections = gather_sections(inputs)
     sections.append(provenance_section(splits_path=inputs["splits"][0], config=config, benchmarks_dir=benchmarks_dir,
                                        model_paths=inputs.get("models", []), benchmarks=inputs["benchmarks"]))
-    ctx = {
-        "title": title,
-        "sections": sections,
-        "commit": git_commit(Path(template_dir).resolve().parent),  # the pipeline checkout, not the workdir
-        "created": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-        "host": platform.node(),
-        "config_json": json.dumps(config, indent=2, default=str),
-    }
-    figures = [fig for s in sections for fig in s["figures"]]
+    renderer = Renderer(template_dir, caption_dir, config)
+    rendered = [renderer.section(s) for s in sections]
+    figures = [fig for s in rendered for fig in s["figures"]]
     for i, fig in enumerate(figures, start=1):
         fig["number"] = i
         fig["label"] = Path(fig["path"]).stem
@@ -312,22 +314,20 @@ def build_report(*, title, config, inputs, benchmarks_dir, template_dir, html_pa
         vector = Path(fig["path"]).with_suffix(".pdf")
         fig["source"] = vector if vector.exists() else Path(fig["path"])
         fig["tex_path"] = f"figures/{fig['source'].name}"
-
-    template_dir = Path(template_dir)
-    html_env = jinja2.Environment(loader=jinja2.FileSystemLoader(template_dir), undefined=jinja2.StrictUndefined,
-                                  autoescape=jinja2.select_autoescape(["html"]))
-    io.write_text(html_path, html_env.get_template("template.html").render(**ctx))
-
+    ctx = {
+        "title": title,
+        "sections": rendered,
+        "commit": git_commit(Path(template_dir).resolve().parent),  # the pipeline checkout, not the workdir
+        "created": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "host": platform.node(),
+        "config_yaml": config_yaml(config),
+        "latex_fallbacks": renderer.latex_fallbacks,
+    }
+    io.write_text(html_path, renderer.html_env.get_template("template.html").render(**ctx))
     tex_dir = Path(tex_path).parent
     (tex_dir / "figures").mkdir(parents=True, exist_ok=True)
     for fig in figures:
         shutil.copyfile(fig["source"], tex_dir / fig["tex_path"])
-    tex_env = jinja2.Environment(
-        loader=jinja2.FileSystemLoader(template_dir), undefined=jinja2.StrictUndefined,
-        block_start_string="<%", block_end_string="%>", variable_start_string="<<", variable_end_string=">>",
-        comment_start_string="<#", comment_end_string="#>",
-    )
-    tex_env.filters["e"] = latex_escape
-    io.write_text(tex_path, tex_env.get_template("template.tex").render(**ctx))
+    io.write_text(tex_path, renderer.tex_env.get_template("template.tex").render(**ctx))
     log.info("wrote %s and %s: %d sections, %d figures", html_path, tex_path, len(sections), len(figures))
     return ctx

@@ -137,50 +137,32 @@ def evaluate_vae(*, model_path: str, splits_path: str, output_path: str, seed: i
 
 
 def report_section(inputs: dict[str, list[str]], spec: registry.ModelSpec | None = None) -> dict | None:
-    """The section of one VAE-family model (the VAE by default): per-run table and the seed's Fig. 1-3."""
-    from dgm.tasks import report as rep
+    """The section of one VAE-family model (the VAE by default): per-run table and the seed's Fig. 1-3
+    (text: report/sections/vae.rst.j2)."""
+    from dgm.formatting import by_setting, captioned_figures, seed_cell, seeds_label
+    from dgm.results import curve_summary, model_records, read_json
 
     spec = spec or registry.get("vae")
     name = spec.name
     if not inputs.get(f"{name}_metrics"):
         return None
-    runs = [{**rep.read_json(test_path), **rep.curve_summary(metrics_path, best="valid_nelbo")}
+    runs = [{**read_json(test_path), **curve_summary(metrics_path, best="valid_nelbo")}
             for metrics_path, test_path in zip(inputs[f"{name}_metrics"], inputs[f"{name}_tests"])]
     rows = []
-    for (latent,), col in rep.by_setting(runs, "latent"):
-        cells = [rep.seed_cell(col[k]) for k in ("epochs", "train_nelbo", "valid_nelbo", "best_valid")]
-        cells.append(rep.seed_cell(col["test_nelbo"], errors=col["test_nelbo_stderr"]))
-        cells += [rep.seed_cell(col[k]) for k in ("test_recon", "test_kl", "parameters", "s_epoch")]
-        rows.append([latent, rep.seeds_label(col["seed"]), *cells])
-    captions = {
-        f"{name}_elbo": "Training and validation ELBO per epoch (nats per image), one panel per latent size (seed "
-                        "Fig. 1); with several seeds the line is their mean and the band ± one SD.",
-        f"{name}_samples": "Samples from the prior, decoded, at the configured epochs; the same prior draws at every "
-                           "epoch (seed Fig. 2).",
-        f"{name}_manifold": "The learned 2-D manifold: decoder means on a grid of prior quantiles (inverse normal "
-                            "CDF) at the start, middle and end of training (seed Fig. 3).",
-    }
-    record = rep.model_records(inputs, name)[0]
+    for (latent,), col in by_setting(runs, "latent"):
+        rows.append({"latent": latent, "seeds": seeds_label(col["seed"]),
+                     **{k: seed_cell(col[k]) for k in ("epochs", "train_nelbo", "valid_nelbo", "best_valid")},
+                     "test_nelbo": seed_cell(col["test_nelbo"], errors=col["test_nelbo_stderr"]),
+                     **{k: seed_cell(col[k]) for k in ("test_recon", "test_kl", "parameters", "s_epoch")}})
+    record = model_records(inputs.get("models", []), name)[0]
     d, opts = record["description"], record["options"]
-    h = d["hidden_dim"]
-    objective = (f"trained on the importance-weighted bound with k = {d['k']} samples per image (Burda et al. 2016; "
-                 "the ELBO columns below are estimated from the same k samples)" if "k" in d else
-                 "one reparameterised sample per image and closed-form KL (seed section 1)")
+    # The figure rules are shared by the family (vae.smk): their captions are the VAE's, for this model.
+    kinds = {f"{name}_elbo": "vae_elbo", f"{name}_samples": "vae_samples", f"{name}_manifold": "vae_manifold"}
     return {
         "id": name,
-        "title": spec.long_title,
-        "paragraphs": [
-            f"Bernoulli {spec.title} with an MLP encoder 784-{h}-(mu, log sigma^2) and decoder z-{h}-784, standard "
-            f"normal prior, {objective}; Adam with lr "
-            f"{opts['lr']:g}, batch {opts['batch_size']}, {opts['epochs']} epochs. Negative ELBO in nats per image, "
-            "lower is better; test values on the fixed-seed binarised test set.",
-        ],
-        "tables": [{
-            "caption": f"{spec.title}: negative ELBO (nats per image) at the last epoch; test ± one standard error "
-                       f"over images ({rep.SEEDS_NOTE})",
-            "header": ["z", "seeds", "epochs", "train −ELBO", "valid −ELBO", "best valid −ELBO", "test −ELBO",
-                       "test recon.", "test KL", "parameters", "s/epoch"],
-            "rows": rows,
-        }],
-        "figures": rep.captioned_figures(inputs.get(f"{name}_figures", []), captions),
+        "template": "vae",
+        "data": {"model": name, "model_title": spec.title, "long_title": spec.long_title, "hidden": d["hidden_dim"],
+                 "k": d.get("k"), "lr": opts["lr"], "batch_size": opts["batch_size"], "epochs": opts["epochs"],
+                 "runs": rows},
+        "figures": captioned_figures(inputs.get(f"{name}_figures", []), kinds, wildcards={"model": name}),
     }
