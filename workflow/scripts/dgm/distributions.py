@@ -2,6 +2,7 @@
 and paths between latents of a standard-normal prior (the interpolation figures of every decoder model)."""
 from __future__ import annotations
 
+import inspect
 import math
 
 import torch
@@ -80,3 +81,86 @@ def interpolate_latents(z0: torch.Tensor, z1: torch.Tensor, steps: int, method: 
 
     path[0], path[-1] = a, b  # exact endpoints, whatever the rounding above
     return path.view(steps, *z0.shape).to(z0.dtype)
+
+
+# --------------------------------------------------------------------------- observation models p(x|z)
+
+
+def differentiable(fn):
+    """``fn`` without torch's grad-mode decorators (``inference_mode``, ``no_grad``), so that gradients
+    reach z: the models' ``decode`` verbs run under ``inference_mode``, but HMC needs d log p(x|z) / dz.
+
+    Unwraps only torch's context decorators (which set ``__wrapped__``) and keeps a bound method bound;
+    any other callable is returned as it is.
+    """
+    func = getattr(fn, "__func__", fn)
+    inner = inspect.unwrap(func, stop=lambda f: getattr(getattr(f, "__code__", None), "co_name", "")
+                           != "decorate_context")
+    if inner is func:
+        return fn
+    owner = getattr(fn, "__self__", None)
+    return inner.__get__(owner) if owner is not None else inner
+
+
+def _flat_decode(decode, z: torch.Tensor) -> torch.Tensor:
+    """decode(z) for z (..., Z), flattened to (..., D): decoders take 2-d batches (batch norm)."""
+    lead = z.shape[:-1]
+    return decode(z.reshape(-1, z.shape[-1])).reshape(*lead, -1)
+
+
+class GaussianObservation:
+    """p(x|z) = N(x; decode(z), sigma^2 I): an observation model for any decoder of grey levels.
+
+    The GAN has no likelihood of its own; Wu et al., "On the Quantitative Analysis of Decoder-Based
+    Generative Models" (ICLR 2017) give it one by adding isotropic Gaussian noise to the decoder's
+    output, with sigma chosen on validation data (``dgm.estimators.choose_sigma``). ``decode`` maps
+    latents (B, Z) to images in [0, 1] of any shape (B, ...); it is made differentiable in z with
+    ``differentiable`` (a model's ``decode`` runs under ``inference_mode``).
+    """
+
+    def __init__(self, decode, sigma: float):
+        if not sigma > 0:
+            raise ValueError(f"sigma must be positive, got {sigma!r}")
+        self.decode, self.sigma = differentiable(decode), float(sigma)
+
+    def log_likelihood(self, x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+        """log N(x; decode(z), sigma^2 I) for x (B, D) (or images (B, ...)) and z (..., B, Z) -> (..., B)."""
+        mean = _flat_decode(self.decode, z)  # (..., B, D)
+        x = x.flatten(1) if x.dim() > 2 else x  # (B, D)
+        sq = (x - mean).pow(2).sum(-1)  # (..., B)
+        return -0.5 * (sq / self.sigma**2 + x.shape[-1] * (LOG_2PI + 2 * math.log(self.sigma)))
+
+    @torch.no_grad()
+    def sample(self, z: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        """x ~ N(decode(z), sigma^2 I), (B, D) for z (B, Z); noise drawn on the generator's device.
+
+        Not clipped to [0, 1]: simulated data must come from the model whose likelihood is evaluated.
+        """
+        mean = _flat_decode(self.decode, z)  # (B, D)
+        device = generator.device if generator is not None else mean.device
+        noise = torch.randn(mean.shape, generator=generator, device=device, dtype=mean.dtype)
+        return mean + self.sigma * noise.to(mean.device)
+
+
+class BernoulliObservation:
+    """p(x|z) = prod_i Bern(x_i; sigmoid(logits(z)_i)): binarised pixels from a decoder's logits.
+
+    For the VAE family ``BernoulliObservation(model.logits)``: ``log_likelihood`` equals the model's
+    own, and ``sample`` draws the binary images that bidirectional Monte Carlo simulates.
+    """
+
+    def __init__(self, logits):
+        self.logits = logits
+
+    def log_likelihood(self, x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+        """log p(x|z) for binary x (B, D) and z (..., B, Z) -> (..., B)."""
+        x = x.flatten(1) if x.dim() > 2 else x
+        return bernoulli_log_likelihood(x, _flat_decode(self.logits, z))
+
+    @torch.no_grad()
+    def sample(self, z: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        """Binary x (B, D) for z (B, Z); uniforms drawn on the generator's device."""
+        probs = torch.sigmoid(_flat_decode(self.logits, z))  # (B, D)
+        device = generator.device if generator is not None else probs.device
+        u = torch.rand(probs.shape, generator=generator, device=device, dtype=probs.dtype).to(probs.device)
+        return (u < probs).to(probs.dtype)
