@@ -63,16 +63,19 @@ DOCUTILS_SETTINGS = {
 def _publish(text: str, writer: str, source: str) -> dict:
     from docutils.core import publish_parts
     from docutils.utils import SystemMessage
+    from docutils.writers import get_writer_class
 
     try:
-        return publish_parts(text, source_path=source, writer_name=writer, settings_overrides=DOCUTILS_SETTINGS)
+        return publish_parts(text, source_path=source, writer=get_writer_class(writer)(),
+                             settings_overrides=DOCUTILS_SETTINGS)
     except SystemMessage as e:
         raise ValueError(f"{source}: reStructuredText error: {e}\n--- the text ---\n{text}") from None
 
 
 def rst_to_html(text: str, source: str = "<report>") -> str:
-    """reStructuredText as an HTML fragment."""
-    return _publish(text, "html5", source)["fragment"].strip()
+    """reStructuredText as an HTML fragment (HTML5, whose parser puts <math> in MathML's namespace itself)."""
+    fragment = _publish(text, "html5", source)["fragment"]
+    return fragment.replace(' xmlns="http://www.w3.org/1998/Math/MathML"', "").strip()
 
 
 def rst_to_latex(text: str, source: str = "<report>") -> tuple[str, str]:
