@@ -297,7 +297,7 @@ def config_yaml(config: dict) -> str:
     """The run's configuration as YAML (ASCII: non-ASCII characters escaped, so LaTeX's verbatim reads it)."""
     plain = json.loads(json.dumps(config, default=str))
     return yaml.dump(plain, Dumper=_ConfigDumper, sort_keys=False, default_flow_style=False, allow_unicode=False,
-                     width=88)
+                     width=52)  # fits a column of the PDF's two-column listing
 
 
 def build_report(*, title, config, inputs, benchmarks_dir, template_dir, caption_dir, html_path, tex_path) -> dict:
