@@ -1,4 +1,5 @@
 """Tests for dgm.flow: invertibility, exact log-dets, the bits/dim bookkeeping, and the model verbs."""
+import copy
 import math
 
 import numpy as np
@@ -43,8 +44,10 @@ def unzero_(model: RealNVP, seed: int = 0, std: float = 0.02) -> RealNVP:
     g = gen(seed)
     with torch.no_grad():
         for layer in model.flow.transforms:
-            for p in layer.net[-1].parameters():
-                p.copy_(torch.randn(p.shape, generator=g) * std)
+            d, h = layer.data_dim, layer.hidden_dim
+            for name, shape in (("net.4.weight", (2 * d, h)), ("net.4.bias", (2 * d,))):
+                full = torch.randn(shape, generator=g) * std  # drawn in the course template's full-width layout
+                layer.get_parameter(name).copy_(layer.gather_full_width(name, full))
     return model
 
 
@@ -123,8 +126,8 @@ def test_masks_are_buffers_and_checkerboard():
     assert mask[0, 0] == 1 and mask[0, 1] == 0 and mask[1, 0] == 0 and mask.sum() == 392
     assert checkerboard_mask(5).tolist() == [1, 0, 1, 0, 1]
     model = RealNVP(**SMALL)
-    buffers = dict(model.named_buffers())
-    assert len(buffers) == 2 * SMALL["n_blocks"]
+    saved = [n for n in model.state_dict() if n not in dict(model.named_parameters())]
+    assert len(saved) == 2 * SMALL["n_blocks"] and all(n.endswith(".mask") for n in saved)  # index buffers unsaved
     masks = [layer.mask for layer in model.flow.transforms]
     assert torch.equal(masks[0] + masks[1], torch.ones(784))  # block = mask, then 1 - mask
     assert all("mask" not in n for n, _ in model.named_parameters())
@@ -150,6 +153,161 @@ def test_logdets_match_autograd_jacobian(learned_scale):
             assert logdet[i].item() == pytest.approx(expected.item(), abs=1e-8, rel=1e-10)
             _, inv_logdet = transform.inverse(transform(inputs[i : i + 1])[0])
             assert inv_logdet.item() == pytest.approx(-expected.item(), abs=1e-8, rel=1e-10)
+
+
+# --------------------------------------------------------------------------- gathered conditioners
+
+
+class FullWidthCoupling(torch.nn.Module):
+    """The course template's coupling, as dgm.flow computed it before the conditioners were gathered:
+    an MLP D -> H -> H -> 2D of the masked image, its outputs on the conditioning pixels zeroed."""
+
+    def __init__(self, mask, hidden_dim):
+        super().__init__()
+        d = mask.numel()
+        self.register_buffer("mask", mask.float())
+        self.net = torch.nn.Sequential(torch.nn.Linear(d, hidden_dim), torch.nn.ReLU(),
+                                       torch.nn.Linear(hidden_dim, hidden_dim), torch.nn.ReLU(),
+                                       torch.nn.Linear(hidden_dim, 2 * d))
+        torch.nn.init.zeros_(self.net[-1].weight)
+        torch.nn.init.zeros_(self.net[-1].bias)
+
+    def _s_t(self, x):
+        raw, shift = self.net(x * self.mask).chunk(2, dim=-1)
+        return torch.tanh(raw) * (1 - self.mask), shift * (1 - self.mask)
+
+    def forward(self, x):
+        s, t = self._s_t(x)
+        return x * s.exp() + t, s.sum(-1)
+
+    def inverse(self, z):
+        s, t = self._s_t(z)
+        return (z - t) * (-s).exp(), -s.sum(-1)
+
+
+def gathered_copy(full: FullWidthCoupling) -> AffineCoupling:
+    """An AffineCoupling holding the live part of ``full``'s weights."""
+    layer = AffineCoupling(full.mask, hidden_dim=full.net[0].out_features).to(full.net[0].weight.dtype)
+    with torch.no_grad():
+        for name, p in full.named_parameters():
+            layer.get_parameter(name).copy_(layer.gather_full_width(name, p))
+    return layer
+
+
+def template_layout(layer: AffineCoupling, name: str, live: torch.Tensor, seed: int = 0) -> torch.Tensor:
+    """``live`` scattered into the template's full-width shape, random numbers in the dead places."""
+    d = layer.data_dim
+    if name not in ("net.0.weight", "net.4.weight", "net.4.bias", "log_scale_factor"):
+        return live  # no dead weights
+    rows = {"net.0.weight": live.shape[0], "net.4.weight": 2 * d, "net.4.bias": 2 * d, "log_scale_factor": d}[name]
+    full = torch.randn((rows, d) if name == "net.0.weight" else (rows, *live.shape[1:]), generator=gen(seed))
+    if name == "net.0.weight":
+        full[:, layer.cond_idx] = live
+    elif name == "log_scale_factor":
+        full[layer.free_idx] = live
+    else:
+        full[torch.cat([layer.free_idx, d + layer.free_idx])] = live
+    assert torch.equal(layer.gather_full_width(name, full), live)
+    return full
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("d", [784, 16, 15])
+def test_gathered_coupling_is_the_full_width_coupling(d, dtype):
+    """Same outputs, log-dets and gradients (inputs and live weights) as the template's coupling with
+    the same weights, to 1e-5; the template's dead weights get no gradient at all. In float32 the
+    weight gradients (sums over the batch of up to 784-term products) differ by summation order, a few
+    1e-5 of their largest entry, so they are compared in float64."""
+    mask = checkerboard_mask(d)
+    for m in (mask, 1 - mask):
+        full = perturb_(FullWidthCoupling(m, hidden_dim=32), seed=d, std=0.1).to(dtype)
+        gathered = gathered_copy(full)
+        for direction in ("forward", "inverse"):
+            x_full = torch.randn(5, d, generator=gen(d), dtype=dtype).requires_grad_()
+            x_gath = x_full.detach().clone().requires_grad_()
+            out_full, ld_full = getattr(full, direction)(x_full)
+            out_gath, ld_gath = getattr(gathered, direction)(x_gath)
+            torch.testing.assert_close(out_gath, out_full, rtol=1e-5, atol=1e-5)
+            torch.testing.assert_close(ld_gath, ld_full, rtol=1e-5, atol=1e-5)
+            assert torch.equal(out_gath[:, m.bool()], x_gath[:, m.bool()])  # conditioning pixels pass through
+            full.zero_grad(), gathered.zero_grad()
+            weights = torch.randn(out_full.shape, generator=gen(1))  # a generic upstream gradient
+            ((out_full * weights).sum() + ld_full.sum()).backward()
+            ((out_gath * weights).sum() + ld_gath.sum()).backward()
+            torch.testing.assert_close(x_gath.grad, x_full.grad, rtol=1e-5, atol=1e-5)
+            if dtype != torch.float64:
+                continue
+            for name, p in full.named_parameters():
+                live = gathered.get_parameter(name).grad
+                torch.testing.assert_close(live, gathered.gather_full_width(name, p.grad), rtol=1e-5, atol=1e-5)
+                assert p.grad.abs().sum().item() == pytest.approx(live.abs().sum().item(), rel=1e-5)  # dead: zero
+
+
+def test_seeded_coupling_has_the_templates_live_weights_and_draws():
+    """Full-width layers created with the same init calls, then cut: the first layer's init bound uses
+    fan-in D, and the global RNG is left where the template leaves it (dropout, later layers)."""
+    mask = checkerboard_mask(784)
+    torch.manual_seed(3)
+    full = FullWidthCoupling(mask, hidden_dim=64)
+    after_full = torch.get_rng_state()
+    torch.manual_seed(3)
+    gathered = AffineCoupling(mask, hidden_dim=64)
+    assert torch.equal(torch.get_rng_state(), after_full)
+    for name, p in full.named_parameters():
+        assert torch.equal(gathered.get_parameter(name), gathered.gather_full_width(name, p.detach()))
+    assert gathered.net[0].weight.shape == (64, 392) and gathered.net[-1].weight.shape == (784, 64)
+    assert gathered.net[0].weight.abs().max().item() <= 1 / math.sqrt(784)  # kaiming-uniform bound of fan-in 784
+
+
+def test_model_file_with_full_width_conditioners_loads(tmp_path):
+    """A model file written before the conditioners were gathered: its n_parameters is the template's
+    count and its layers are full width; it loads (sliced) into the same function."""
+    from dgm import io
+    from dgm.models import load_model
+
+    model = unzero_(RealNVP(learned_scale=True, **SMALL), seed=4)
+    with torch.no_grad():
+        for layer in model.flow.transforms:
+            layer.log_scale_factor.uniform_(0.5, 1.5, generator=gen(5))
+    old_state = dict(model.state_dict())
+    for prefix, layer in model.named_modules():
+        if isinstance(layer, AffineCoupling):
+            for name, p in layer.named_parameters():
+                old_state[f"{prefix}.{name}"] = template_layout(layer, name, p.detach())
+    info = model.describe()
+    old_info = {k: v for k, v in info.items() if k != "n_parameters_template"}
+    old_info["n_parameters"] = info["n_parameters_template"]
+    io.torch_save({"version": 1, "model": old_info, "state_dict": old_state}, tmp_path / "old.pt")
+    loaded = load_model(tmp_path / "old.pt", expect=RealNVP)
+    x = pixel_batch(3)
+    assert torch.equal(loaded.log_prob(x, gen(6)), model.log_prob(x, gen(6)))
+    assert loaded.describe() == info
+    with pytest.raises(ValueError, match="template"):
+        RealNVP.from_description({**info, "n_parameters_template": 1})
+    with pytest.raises(ValueError, match="full-width"):  # a new file must give the live count
+        RealNVP.from_description({**info, "n_parameters": info["n_parameters_template"]})
+
+
+def test_resume_checkpoint_with_full_width_adam_state_loads():
+    trainer = _trainer()
+    x = pixel_batch(16).to(torch.uint8)
+    trainer.train_step(x, gen(0))
+    state = copy.deepcopy(trainer.state_dict())  # as a checkpoint holds it: no tensor shared with the trainer
+    reference = {k: v.clone() for k, v in trainer.model.state_dict().items()}
+    old = {"model": dict(state["model"]), "optimizer": {**state["optimizer"], "state": {}}}
+    names = [n for n, _ in trainer.model.named_parameters()]
+    for i, moments in state["optimizer"]["state"].items():
+        prefix, _, name = names[i].rpartition(".net.") if ".net." in names[i] else (None, None, None)
+        layer = trainer.model.get_submodule(prefix) if prefix else None
+        full = (lambda t: template_layout(layer, "net." + name, t)) if layer is not None else (lambda t: t)
+        old["optimizer"]["state"][i] = {k: full(v) if v.ndim else v for k, v in moments.items()}
+        old["model"][names[i]] = full(state["model"][names[i]])
+    fresh = _trainer(seed=9)
+    fresh.load_state_dict(old)
+    assert all(torch.equal(fresh.model.state_dict()[k], v) for k, v in reference.items())
+    after_old, after_new = fresh.train_step(x, gen(1)), trainer.train_step(x, gen(1))
+    assert torch.equal(after_old["nll"], after_new["nll"])
+    assert all(torch.equal(a, b) for a, b in zip(fresh.model.parameters(), trainer.model.parameters()))
 
 
 # --------------------------------------------------------------------------- bits per dimension
@@ -262,15 +420,24 @@ def test_config_validation_and_describe():
     info = RealNVP(**SMALL).describe()
     assert info["class"] == "RealNVP" and info["n_blocks"] == 2 and info["hidden_dim"] == 16
     per_coupling = 784 * 16 + 16 + 16 * 16 + 16 + 16 * 1568 + 1568
-    assert info["n_parameters"] == 2 * 2 * per_coupling
+    assert info["n_parameters_template"] == 2 * 2 * per_coupling
+    live = 392 * 16 + 16 + 16 * 16 + 16 + 16 * 784 + 784  # the conditioners' live weights
+    assert info["n_parameters"] == 2 * 2 * live == sum(p.numel() for p in RealNVP(**SMALL).parameters())
+    scaled = RealNVP(learned_scale=True, **SMALL).describe()  # + a per-pixel factor: 784 in the template, 392 live
+    assert scaled["n_parameters_template"] == 2 * 2 * (per_coupling + 784)
+    assert scaled["n_parameters"] == 2 * 2 * (live + 392)
 
 
 def test_full_size_parameter_count():
-    """The course flow: 8 couplings of 784 -> 1024 -> 1024 -> 1568, ~27.7M parameters."""
+    """The course flow: 8 couplings of 784 -> 1024 -> 1024 -> 1568, ~27.7M parameters, of which
+    ~18.0M are live (392 -> 1024 -> 1024 -> 784)."""
     per_coupling = 784 * 1024 + 1024 + 1024 * 1024 + 1024 + 1024 * 1568 + 1568
+    live = 392 * 1024 + 1024 + 1024 * 1024 + 1024 + 1024 * 784 + 784
     with torch.device("meta"):
         model = RealNVP()
-    assert model.describe()["n_parameters"] == 8 * per_coupling
+    info = model.describe()
+    assert info["n_parameters_template"] == 8 * per_coupling == 27_685_120
+    assert info["n_parameters"] == 8 * live == 18_045_056
 
 
 def test_from_description_rebuilds_describe_and_checks_the_parameter_count():
@@ -304,7 +471,8 @@ def test_trainer_step_lowers_the_validation_bpd_and_reports_bits():
     stats = [trainer.train_step(x, gen(i)) for i in range(15)]
     after = trainer.evaluate(gen(0))
     assert set(stats[0]) >= {"nll", "bpd", "grad_norm"}
-    assert stats[0]["bpd"] == pytest.approx(stats[0]["nll"] / (784 * math.log(2)))
+    assert all(v.ndim == 0 and not v.requires_grad for v in stats[0].values())  # device tensors: fit reads them
+    assert stats[0]["bpd"].item() == pytest.approx(stats[0]["nll"].item() / (784 * math.log(2)))
     assert after["bpd"] < before["bpd"] - 0.5
     assert set(before) == {"nll", "bpd"} and before["bpd"] == pytest.approx(before["nll"] / (784 * math.log(2)))
 
@@ -319,13 +487,13 @@ def test_trainer_evaluate_is_the_mean_over_all_validation_images():
 
 def test_trainer_clips_the_gradient_norm():
     trainer = _trainer(grad_clip=0.5)
-    stats = trainer.train_step(pixel_batch(32).to(torch.uint8), gen(1))
+    stats = {k: v.item() for k, v in trainer.train_step(pixel_batch(32).to(torch.uint8), gen(1)).items()}
     assert stats["grad_norm"] > 0.5  # the untrained flow's gradients are large: clipping is active
     clipped = torch.linalg.vector_norm(torch.stack([p.grad.norm() for p in trainer.model.parameters()]))
     assert clipped.item() == pytest.approx(0.5, rel=1e-4)
     unclipped = _trainer(grad_clip=None)
     stats_none = unclipped.train_step(pixel_batch(32).to(torch.uint8), gen(1))
-    assert stats_none["grad_norm"] == pytest.approx(stats["grad_norm"], rel=1e-5)  # same init, same batch
+    assert stats_none["grad_norm"].item() == pytest.approx(stats["grad_norm"], rel=1e-5)  # same init, same batch
     total = torch.linalg.vector_norm(torch.stack([p.grad.norm() for p in unclipped.model.parameters()]))
     assert total.item() == pytest.approx(stats["grad_norm"], rel=1e-4)
 

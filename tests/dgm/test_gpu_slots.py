@@ -24,8 +24,8 @@ JOB = textwrap.dedent(
     """
     import os, sys
     from dgm.gpu_slots import acquire_gpu
-    lock_dir, n_gpus, timeout, mode = sys.argv[1:]
-    slot = acquire_gpu(lock_dir, n_gpus=int(n_gpus), timeout=float(timeout))
+    lock_dir, n_gpus, timeout, mode, per_device = sys.argv[1:]
+    slot = acquire_gpu(lock_dir, n_gpus=int(n_gpus), timeout=float(timeout), jobs_per_device=int(per_device))
     print(os.environ.get("CUDA_VISIBLE_DEVICES"), flush=True)
     if mode == "crash":
         os._exit(1)
@@ -37,7 +37,7 @@ JOB = textwrap.dedent(
 @pytest.fixture(autouse=True)
 def clean_env(monkeypatch):
     for var in ("SLURM_JOB_ID", "CUDA_VISIBLE_DEVICES", "DGM_NUM_GPUS", "DGM_GPU_LOCK_DIR",
-                "DGM_GPU_TIMEOUT"):
+                "DGM_GPU_TIMEOUT", "DGM_GPU_JOBS_PER_DEVICE"):
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setattr(gpu_slots, "_claimed", None)
     # On a GPU machine another test may have initialised CUDA in this process already.
@@ -47,10 +47,10 @@ def clean_env(monkeypatch):
 class Job:
     """One JOB process, started at once; :meth:`device` reads the GPU it got."""
 
-    def __init__(self, lock_dir, n_gpus, timeout=5.0, mode="hold"):
+    def __init__(self, lock_dir, n_gpus, timeout=5.0, mode="hold", per_device=1):
         env = dict(os.environ, PYTHONPATH=str(SCRIPTS))  # clean_env already dropped Slurm's
         self.proc = subprocess.Popen(
-            [sys.executable, "-c", JOB, str(lock_dir), str(n_gpus), str(timeout), mode],
+            [sys.executable, "-c", JOB, str(lock_dir), str(n_gpus), str(timeout), mode, str(per_device)],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
             text=True, env=env,
         )
@@ -140,6 +140,100 @@ def test_acquire_times_out_when_every_gpu_stays_held(tmp_path, jobs):
     assert "CUDA_VISIBLE_DEVICES" not in os.environ
     for h in holders:
         h.finish()
+
+
+def test_several_jobs_per_gpu_spread_over_the_gpus(tmp_path, jobs):
+    """gpu_jobs_per_device = 2 on 2 GPUs: four slots; jobs alternate between the GPUs (each goes to
+    the least-loaded one), a fifth waits, and a freed slot is taken again."""
+    running = []
+    for expected in ["0", "1", "0", "1"]:  # started one after another: each sees the others' slots
+        running.append(jobs(tmp_path, n_gpus=2, per_device=2))
+        assert running[-1].device() == expected
+    assert sorted(p.name for p in tmp_path.glob("gpu-*.lock")) == [
+        "gpu-0.lock", "gpu-0.slot1.lock", "gpu-1.lock", "gpu-1.slot1.lock"]
+    extra = jobs(tmp_path, n_gpus=2, per_device=2)
+    assert extra.device(wait=0.5) is None  # four slots held: it waits
+    running[1].finish()  # a slot on GPU 1 frees
+    assert extra.device(wait=3) == "1"
+    for job in running[:1] + running[2:] + [extra]:
+        job.finish()
+
+
+def test_a_new_job_goes_to_the_least_loaded_gpu(tmp_path, jobs):
+    """Not simply the lowest free slot: with GPU 0's second slot held and GPU 1 idle, GPU 1."""
+    started = []
+    for expected in ["0", "1", "0"]:  # one after another
+        started.append(jobs(tmp_path, n_gpus=2, per_device=2))
+        assert started[-1].device() == expected
+    first, second, third = started
+    first.finish()
+    second.finish()  # now only `third` runs, in GPU 0's second slot; GPU 0's first slot is free
+    later = jobs(tmp_path, n_gpus=2, per_device=2)
+    assert later.device() == "1"
+    later.finish()
+    third.finish()
+
+
+def test_many_jobs_started_together_fill_every_slot_evenly(tmp_path, jobs):
+    running = [jobs(tmp_path, n_gpus=3, per_device=2) for _ in range(6)]
+    assert sorted(job.device() for job in running) == ["0", "0", "1", "1", "2", "2"]
+    for job in running:
+        job.finish()
+
+
+def test_jobs_per_device_is_checked_and_read_from_the_environment(tmp_path, monkeypatch):
+    for bad in (0, -1, 1.5, True):
+        with pytest.raises(ValueError, match="gpu_jobs_per_device"):
+            gpu_slots.acquire_gpu(tmp_path, n_gpus=2, jobs_per_device=bad)
+    monkeypatch.setenv("DGM_NUM_GPUS", "2")
+    monkeypatch.setenv("DGM_GPU_LOCK_DIR", str(tmp_path))
+    monkeypatch.setenv("DGM_GPU_JOBS_PER_DEVICE", "3")
+    holders = []
+    for _ in range(5):  # as five other jobs would: each sees both GPUs
+        holders.append(gpu_slots.acquire_gpu(tmp_path, n_gpus=2, jobs_per_device=3))
+        monkeypatch.delenv("CUDA_VISIBLE_DEVICES")
+    slot = gpu_slots.claim_for_job(timeout=0)  # the sixth slot: GPU 1's third
+    try:
+        assert (slot.device, slot.slot) == ("1", 2) and slot.lock_path.name == "gpu-1.slot2.lock"
+        assert [(h.device, h.slot) for h in holders] == [("0", 0), ("1", 0), ("0", 1), ("1", 1), ("0", 2)]
+    finally:
+        for held in holders + [slot]:
+            held.release()
+    monkeypatch.setenv("DGM_GPU_JOBS_PER_DEVICE", "two")
+    with pytest.raises(ValueError, match="DGM_GPU_JOBS_PER_DEVICE"):
+        gpu_slots.claim_for_job()
+
+
+def test_config_key_gpu_jobs_per_device_reaches_the_allocator(tmp_path, monkeypatch):
+    """config.yaml sets gpu_jobs_per_device (default 1), the schema takes positive integers, and a
+    torch job's entry (dgm.entry.start_torch_job) passes the config's value to the allocator."""
+    import logging
+
+    import jsonschema
+    import yaml
+
+    from dgm import entry
+
+    repo = SCRIPTS.parents[1]
+    assert yaml.safe_load((repo / "config.yaml").read_text())["gpu_jobs_per_device"] == 1
+    schema = yaml.safe_load((repo / "workflow" / "schemas" / "config.schema.yaml").read_text())
+    key = {"type": "object", "properties": {"gpu_jobs_per_device": schema["properties"]["gpu_jobs_per_device"]}}
+    jsonschema.validate({"gpu_jobs_per_device": 4}, key)
+    for bad in (0, 1.5, "2"):
+        with pytest.raises(jsonschema.ValidationError):
+            jsonschema.validate({"gpu_jobs_per_device": bad}, key)
+
+    asked = []
+    monkeypatch.setattr(gpu_slots, "claim_for_job", lambda **kw: asked.append(kw))
+    for name in ("stdout", "stderr", "excepthook"):  # start_log redirects them to the job's log
+        monkeypatch.setattr(sys, name, getattr(sys, name))
+    monkeypatch.setattr(logging.root, "handlers", list(logging.root.handlers))
+    threads = __import__("torch").get_num_threads()
+    for config, expected in (({"gpu_jobs_per_device": 3}, 3), ({}, 1)):
+        job = types.SimpleNamespace(log=[str(tmp_path / "job.log")], threads=threads, config=config)
+        entry.start_torch_job(job)
+        assert asked.pop() == {"jobs_per_device": expected}
+    sys.stdout.close()
 
 
 def test_slot_sets_then_restores_cuda_visible_devices(tmp_path):

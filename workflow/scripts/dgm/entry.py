@@ -38,11 +38,12 @@ def _report_error(exc_type, exc, tb) -> None:
         print(f"dgm: {exc}", file=sys.__stderr__, flush=True)
 
 
-def claim_gpu() -> None:
-    """Give this job a GPU that no other running job of the workflow holds (see dgm.gpu_slots)."""
+def claim_gpu(jobs_per_device: int = 1) -> None:
+    """Give this job a GPU slot that no other running job of the workflow holds: a GPU of its own, or
+    one of ``jobs_per_device`` shares of one (config ``gpu_jobs_per_device``; see dgm.gpu_slots)."""
     from dgm import gpu_slots
 
-    gpu_slots.claim_for_job()
+    gpu_slots.claim_for_job(jobs_per_device=jobs_per_device)
 
 
 def start_torch_job(snakemake, *, passive_omp: bool = False) -> logging.Logger:
@@ -56,7 +57,8 @@ def start_torch_job(snakemake, *, passive_omp: bool = False) -> logging.Logger:
         # halves the wall time of the estimators' many short parallel regions (tests/bench/bench_likelihood.py).
         os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     log = start_log(snakemake.log[0])
-    claim_gpu()  # before torch touches CUDA: a GPU no other running job of this workflow holds
+    # before torch touches CUDA: a GPU slot no other running job of this workflow holds
+    claim_gpu(snakemake.config.get("gpu_jobs_per_device", 1))
 
     import torch
 

@@ -8,7 +8,9 @@ evaluation of generative models", ICLR 2016 (arXiv:1511.01844) and Ho et al., "F
 The architecture is the seed study's (course template ``nf.py``): 4 blocks, each an affine
 coupling layer with a checkerboard mask followed by one with the inverted mask; every
 conditioner is an MLP D -> H -> H -> 2D (H = 1024) whose last layer starts at zero, so each
-coupling starts as the identity; the log-scale goes through ``tanh``.
+coupling starts as the identity; the log-scale goes through ``tanh``. Half of each conditioner's
+first-layer columns and last-layer rows never matter (they meet masked zeros); they are left out,
+the same function at two thirds of the parameters and work (``AffineCoupling``).
 
 Transforms follow bayesiains/nflows: ``forward(x)`` maps data towards noise and ``inverse(z)``
 maps back; both return ``(outputs, logabsdet)`` with ``logabsdet`` of shape (B,), the log
@@ -165,10 +167,11 @@ def checkerboard_mask(data_dim: int) -> torch.Tensor:
     any other D an alternating 1, 0, 1, ... pattern.
     """
     side = math.isqrt(data_dim)
+    cpu = torch.device("cpu")  # also under a `with torch.device("meta")`: the couplings index with it
     if side * side == data_dim:
-        rows, cols = torch.meshgrid(torch.arange(side), torch.arange(side), indexing="ij")
+        rows, cols = torch.meshgrid(torch.arange(side, device=cpu), torch.arange(side, device=cpu), indexing="ij")
         return ((rows + cols) % 2 == 0).float().flatten()
-    return (torch.arange(data_dim) % 2 == 0).float()
+    return (torch.arange(data_dim, device=cpu) % 2 == 0).float()
 
 
 class AffineCoupling(Transform):
@@ -177,38 +180,91 @@ class AffineCoupling(Transform):
     Both s and t are read from an MLP of the masked input; s = tanh(raw) (times a learned
     per-pixel scale, initialised to 1, when ``learned_scale``) keeps e^s within [1/e, e] at
     start. The last layer is zero, so the layer starts as the identity with log-det 0.
+
+    The course template's conditioner is D -> H -> H -> 2D on the masked image x * mask: its
+    first layer's columns for the free pixels only ever see zeros, and its outputs for the
+    conditioning pixels are multiplied by zero. Those weights never receive a gradient, so they
+    are left out: the MLP reads the D_c conditioning pixels and writes s and t for the D_f free
+    ones (D_c -> H -> H -> 2 D_f), which are scattered back. The full-width layers are created
+    first, with the same initialisation calls, and cut down (``_keep``), so a seeded model has the
+    template's live weights (the first layer's init bound uses fan-in D) and trains the same way.
+    ``n_parameters_template`` counts the template's layers; model files written with them load
+    (``_load_from_state_dict`` slices them).
     """
 
     def __init__(self, mask: torch.Tensor, hidden_dim: int = 1024, learned_scale: bool = False):
         super().__init__()
         d = mask.numel()
         self.register_buffer("mask", mask.reshape(d).clone().float())
-        self.net = nn.Sequential(
-            nn.Linear(d, hidden_dim),
-            nn.ReLU(),
-            nn.Linear(hidden_dim, hidden_dim),
-            nn.ReLU(),
-            nn.Linear(hidden_dim, 2 * d),
-        )
-        nn.init.zeros_(self.net[-1].weight)
-        nn.init.zeros_(self.net[-1].bias)
-        self.log_scale_factor = nn.Parameter(torch.ones(d)) if learned_scale else None
+        cond_idx = self.mask.nonzero().squeeze(1)  # (D_c,) pixels the coupling reads
+        free_idx = (1 - self.mask).nonzero().squeeze(1)  # (D_f,) pixels it transforms
+        # Fixed by the mask, so not saved: model files keep the keys they had.
+        self.register_buffer("cond_idx", cond_idx, persistent=False)
+        self.register_buffer("free_idx", free_idx, persistent=False)
+        self._out_idx = torch.cat([free_idx, d + free_idx])  # rows of s, then of t, among the template's 2D
+        self.data_dim, self.hidden_dim = d, hidden_dim
+        first, middle, last = nn.Linear(d, hidden_dim), nn.Linear(hidden_dim, hidden_dim), nn.Linear(hidden_dim, 2 * d)
+        nn.init.zeros_(last.weight)
+        nn.init.zeros_(last.bias)
+        self.net = nn.Sequential(_keep(first, inputs=cond_idx), nn.ReLU(), middle, nn.ReLU(),
+                                 _keep(last, outputs=self._out_idx))
+        self.log_scale_factor = nn.Parameter(torch.ones(len(free_idx))) if learned_scale else None
 
     def _log_scale_and_shift(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        raw_log_scale, shift = self.net(x * self.mask).chunk(2, dim=-1)  # (B, D) each
+        """s and t of the free pixels, (B, D_f) each, from the conditioning pixels of x."""
+        raw_log_scale, shift = self.net(x.index_select(1, self.cond_idx)).chunk(2, dim=-1)  # (B, D_f) each
         log_scale = torch.tanh(raw_log_scale)
         if self.log_scale_factor is not None:
             log_scale = self.log_scale_factor * log_scale
-        free = 1 - self.mask  # zero s and t on the conditioning pixels: they pass through exactly
-        return log_scale * free, shift * free
+        return log_scale, shift
 
     def forward(self, x):
-        log_scale, shift = self._log_scale_and_shift(x)  # (B, D)
-        return x * log_scale.exp() + shift, log_scale.sum(-1)
+        log_scale, shift = self._log_scale_and_shift(x)  # (B, D_f)
+        z_free = x.index_select(1, self.free_idx) * log_scale.exp() + shift  # (B, D_f)
+        return x.index_copy(1, self.free_idx, z_free), log_scale.sum(-1)  # conditioning pixels pass through
 
     def inverse(self, z):
-        log_scale, shift = self._log_scale_and_shift(z)  # masked pixels of z equal those of x
-        return (z - shift) * (-log_scale).exp(), -log_scale.sum(-1)
+        log_scale, shift = self._log_scale_and_shift(z)  # conditioning pixels of z equal those of x
+        x_free = (z.index_select(1, self.free_idx) - shift) * (-log_scale).exp()  # (B, D_f)
+        return z.index_copy(1, self.free_idx, x_free), -log_scale.sum(-1)
+
+    @property
+    def n_parameters_template(self) -> int:
+        """Parameters of the course template's full-width coupling (D -> H -> H -> 2D, per-pixel scale)."""
+        d, h = self.data_dim, self.hidden_dim
+        return (d * h + h) + (h * h + h) + (h * 2 * d + 2 * d) + (d if self.log_scale_factor is not None else 0)
+
+    def gather_full_width(self, name: str, tensor: torch.Tensor) -> torch.Tensor:
+        """The live part of a full-width (template layout) tensor of parameter ``name`` (relative to this
+        coupling), e.g. from an old model file or its Adam state; any other tensor unchanged."""
+        d = self.data_dim
+        if name == "net.0.weight" and tensor.ndim == 2 and tensor.shape[1] == d:
+            return tensor[:, self.cond_idx.to(tensor.device)]
+        if name in ("net.4.weight", "net.4.bias") and tensor.shape[0] == 2 * d:
+            return tensor[self._out_idx.to(tensor.device)]
+        if name == "log_scale_factor" and tensor.shape[0] == d:
+            return tensor[self.free_idx.to(tensor.device)]
+        return tensor
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        # A state dict in the template's layout (written before the conditioners were gathered): keep the live part.
+        for name in ("net.0.weight", "net.4.weight", "net.4.bias", "log_scale_factor"):
+            if prefix + name in state_dict:
+                state_dict[prefix + name] = self.gather_full_width(name, state_dict[prefix + name])
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
+
+def _keep(layer: nn.Linear, *, inputs: torch.Tensor | None = None, outputs: torch.Tensor | None = None) -> nn.Linear:
+    """``layer`` cut down, in place, to the input columns ``inputs`` and the output rows ``outputs``."""
+    with torch.no_grad():
+        weight, bias = layer.weight, layer.bias
+        if inputs is not None:
+            weight = weight[:, inputs.to(weight.device)]
+        if outputs is not None:
+            weight, bias = weight[outputs.to(weight.device)], bias[outputs.to(bias.device)]
+        layer.weight, layer.bias = nn.Parameter(weight.contiguous()), nn.Parameter(bias.contiguous())
+    layer.out_features, layer.in_features = weight.shape
+    return layer
 
 
 # --------------------------------------------------------------------------- model
@@ -293,8 +349,13 @@ class RealNVP(nn.Module):
     def loss(self, x: torch.Tensor, generator: torch.Generator | None = None):
         """Mean negative log-likelihood bound in nats per image (the course's objective), and
         the per-image terms averaged, ``bpd`` among them, as floats for logging."""
+        loss, stats = self._loss(x, generator)
+        return loss, {k: v.item() for k, v in stats.items()}
+
+    def _loss(self, x: torch.Tensor, generator: torch.Generator | None = None):
+        # loss's terms as detached 0-dim tensors on the device: the trainer reads them once per epoch
         terms = self(x, generator)
-        return terms["nll"].mean(), {k: v.detach().mean().item() for k, v in terms.items()}
+        return terms["nll"].mean(), {k: v.detach().mean() for k, v in terms.items()}
 
     def log_prob(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         """(B,) one-draw dequantisation lower bound on log P(x) of the discrete image, in nats."""
@@ -348,22 +409,44 @@ class RealNVP(nn.Module):
         pixels = self.decode_pixels(z.flatten(0, 1))  # (B * steps, D)
         return pixels.view(z_a.shape[0], steps, *self.image_shape) / (N_LEVELS - 1)
 
+    @property
+    def n_parameters_template(self) -> int:
+        """The course template's parameter count: full-width conditioners, dead weights included."""
+        return sum(t.n_parameters_template for t in self.flow.transforms)
+
+    def gather_full_width(self, name: str, tensor: torch.Tensor) -> torch.Tensor:
+        """The live part of a template-layout tensor of parameter ``name`` (``AffineCoupling.gather_full_width``)."""
+        for prefix, module in self.named_modules():
+            if isinstance(module, AffineCoupling) and name.startswith(prefix + "."):
+                return module.gather_full_width(name[len(prefix) + 1 :], tensor)
+        return tensor
+
     def describe(self) -> dict:
+        """Config, ``n_parameters`` (the trained ones) and ``n_parameters_template`` (the course's count)."""
         n_params = sum(p.numel() for p in self.parameters())
-        return {"class": "RealNVP", **asdict(self.config), "n_parameters": n_params}
+        return {"class": "RealNVP", **asdict(self.config), "n_parameters": n_params,
+                "n_parameters_template": self.n_parameters_template}
 
     @classmethod
     def from_description(cls, description: dict) -> "RealNVP":
         """An untrained flow from ``describe()``'s dict (its "class" key optional); the informational
-        ``n_parameters`` is checked against the rebuilt network rather than passed on."""
+        ``n_parameters`` and ``n_parameters_template`` are checked against the rebuilt network rather
+        than passed on. A description without ``n_parameters_template`` was written with full-width
+        conditioners: its ``n_parameters`` may be the template's count, and its weights are sliced
+        when they load."""
         options = dict(description)
         if options.pop("class", "RealNVP") != "RealNVP":
             raise ValueError(f"not a RealNVP description: class {description['class']!r}")
         n_params = options.pop("n_parameters", None)
+        n_template = options.pop("n_parameters_template", None)
         model = cls(FlowConfig.from_dict(options))
-        if n_params is not None and n_params != sum(p.numel() for p in model.parameters()):
-            raise ValueError(f"the description says {n_params} parameters but its options build "
-                             f"{sum(p.numel() for p in model.parameters())}")
+        built, template = sum(p.numel() for p in model.parameters()), model.n_parameters_template
+        allowed = {built} if n_template is not None else {built, template}
+        if n_params is not None and n_params not in allowed:
+            raise ValueError(f"the description says {n_params} parameters but its options build {built} "
+                             f"({template} in the course template's full-width layout)")
+        if n_template is not None and n_template != template:
+            raise ValueError(f"the description says {n_template} template parameters but its options give {template}")
         return model
 
 
@@ -390,16 +473,31 @@ class FlowTrainer(Trainer):
         self.eval_batch = eval_batch
 
     def train_step(self, x: torch.Tensor, generator: torch.Generator) -> dict:
+        """One Adam step; statistics as 0-dim tensors on the device (``fit`` reads them once per epoch)."""
         self.model.train()
-        loss, stats = self.model.loss(x, generator)  # fresh dequantisation noise from generator
-        if not math.isfinite(stats["nll"]):
-            raise FloatingPointError(f"the flow's training loss is {stats['nll']}; lower flow.lr or set flow.grad_clip")
+        loss, stats = self.model._loss(x, generator)  # fresh dequantisation noise from generator
+        # A non-finite loss stops before the step spoils the weights where checking is free (the CPU);
+        # on a GPU that would wait for every step, and fit catches it at the end of the epoch instead.
+        if loss.device.type == "cpu" and not math.isfinite(stats["nll"].item()):
+            raise FloatingPointError(f"the flow's training loss is {stats['nll'].item()}; lower flow.lr or set "
+                                     "flow.grad_clip")
         self.optimizers["optimizer"].zero_grad(set_to_none=True)
         loss.backward()
         max_norm = self.grad_clip if self.grad_clip is not None else math.inf  # inf: measure, don't clip
         grad_norm = nn.utils.clip_grad_norm_(self.model.parameters(), max_norm)
         self.optimizers["optimizer"].step()
-        return {**stats, "grad_norm": grad_norm.item()}
+        return {**stats, "grad_norm": grad_norm.detach()}
+
+    def load_state_dict(self, state: dict) -> None:
+        """Also a checkpoint written with full-width conditioners: its weights (``AffineCoupling``) and
+        Adam moments are cut to the live part."""
+        names = [name for name, _ in self.model.named_parameters()]
+        for opt_state in (s for name, s in state.items() if name in self.optimizers):
+            for index, moments in opt_state.get("state", {}).items():
+                for key, value in moments.items():
+                    if isinstance(value, torch.Tensor) and value.ndim > 0 and index < len(names):
+                        moments[key] = self.model.gather_full_width(names[index], value)
+        super().load_state_dict(state)
 
     @torch.inference_mode()
     def evaluate(self, generator: torch.Generator) -> dict:

@@ -117,7 +117,13 @@ class GAN(nn.Module):
         return self.discriminator(to_tanh_range(x))
 
     def discriminator_loss(self, x_real: torch.Tensor, generator: torch.Generator | None = None):
-        """L_D on a real batch and as many fresh fakes; gradients reach only the discriminator."""
+        """L_D on a real batch and as many fresh fakes; gradients reach only the discriminator.
+        Returns the loss and floats ``d_loss``, ``d_real`` = mean D(x), ``d_fake`` = mean D(G(z))."""
+        loss, stats = self._discriminator_loss(x_real, generator)
+        return loss, {k: v.item() for k, v in stats.items()}
+
+    def _discriminator_loss(self, x_real, generator):
+        # discriminator_loss with its statistics as detached 0-dim tensors on the device (train_step's)
         real = to_tanh_range(x_real)  # (B, 784)
         with torch.no_grad():  # fakes are constants for D's update: no graph through G
             fake = self.generator(self._noise(real.shape[0], generator))  # (B, 784)
@@ -126,17 +132,22 @@ class GAN(nn.Module):
         # -log D(x) = BCE(logit, 1); -log(1 - D(G(z))) = BCE(logit, 0)
         loss = (F.binary_cross_entropy_with_logits(logit_real, torch.ones_like(logit_real))
                 + F.binary_cross_entropy_with_logits(logit_fake, torch.zeros_like(logit_fake)))
-        return loss, {
-            "d_loss": loss.item(),
-            "d_real": torch.sigmoid(logit_real).mean().item(),
-            "d_fake": torch.sigmoid(logit_fake).mean().item(),
-        }
+        with torch.no_grad():
+            return loss, {"d_loss": loss.detach(), "d_real": torch.sigmoid(logit_real).mean(),
+                          "d_fake": torch.sigmoid(logit_fake).mean()}
 
     def generator_loss(self, batch_size: int, generator: torch.Generator | None = None):
-        """Non-saturating L_G on fresh fakes. Backward also fills D's grads unless D is frozen."""
+        """Non-saturating L_G on fresh fakes. Backward also fills D's grads unless D is frozen.
+        Returns the loss and floats ``g_loss`` and ``d_fake`` = mean D(G(z))."""
+        loss, stats = self._generator_loss(batch_size, generator)
+        return loss, {k: v.item() for k, v in stats.items()}
+
+    def _generator_loss(self, batch_size, generator):
+        # generator_loss with its statistics as detached 0-dim tensors on the device (train_step's)
         logit_fake = self.discriminator(self.generator(self._noise(batch_size, generator)))  # (B,)
         loss = F.binary_cross_entropy_with_logits(logit_fake, torch.ones_like(logit_fake))
-        return loss, {"g_loss": loss.item(), "d_fake": torch.sigmoid(logit_fake).mean().item()}
+        with torch.no_grad():
+            return loss, {"g_loss": loss.detach(), "d_fake": torch.sigmoid(logit_fake).mean()}
 
     def train_step(self, x_real: torch.Tensor, opt_d: torch.optim.Optimizer, opt_g: torch.optim.Optimizer,
                    generator: torch.Generator | None = None) -> dict:
@@ -144,18 +155,19 @@ class GAN(nn.Module):
         fresh samples from G for each). D goes first so that G's step is taken against the
         discriminator that has just seen this batch. The caller sets train mode.
 
-        Returns floats ``d_loss``, ``d_real``, ``d_fake`` (D's step, before its update) and
-        ``g_loss`` (G's step, after D's update).
+        Returns ``d_loss``, ``d_real``, ``d_fake`` (D's step, before its update) and ``g_loss`` (G's
+        step, after D's update) as 0-dim tensors on the device: ``dgm.training.fit`` reads them once
+        per epoch, so a GPU never waits for the host between steps.
         """
         opt_d.zero_grad(set_to_none=True)
-        loss_d, stats = self.discriminator_loss(x_real, generator)
+        loss_d, stats = self._discriminator_loss(x_real, generator)
         loss_d.backward()
         opt_d.step()
 
         opt_g.zero_grad(set_to_none=True)
         self.discriminator.requires_grad_(False)  # D is a fixed critic here: skip its weight grads
         try:
-            loss_g, stats_g = self.generator_loss(x_real.shape[0], generator)
+            loss_g, stats_g = self._generator_loss(x_real.shape[0], generator)
             loss_g.backward()
         finally:
             self.discriminator.requires_grad_(True)
@@ -234,18 +246,19 @@ class GANTrainer(Trainer):
         was_training = self.model.training
         self.model.eval()
         g = torch.Generator(device=generator.device).manual_seed(self.eval_seed)
-        sums = {"d_loss": 0.0, "g_loss": 0.0, "d_real": 0.0, "d_fake": 0.0}
+        sums = {}  # float64 sums on the device, read once
         for x in self.valid_x.split(self.eval_batch):  # (b, 784)
             logit_real = self.model.discriminate(x)  # (b,)
             logit_fake = self.model.discriminate(self.model.sample(len(x), generator=g))  # (b,)
             bce = F.binary_cross_entropy_with_logits
-            sums["d_loss"] += (bce(logit_real, torch.ones_like(logit_real), reduction="sum")
-                               + bce(logit_fake, torch.zeros_like(logit_fake), reduction="sum")).item()
-            sums["g_loss"] += bce(logit_fake, torch.ones_like(logit_fake), reduction="sum").item()
-            sums["d_real"] += torch.sigmoid(logit_real).sum().item()
-            sums["d_fake"] += torch.sigmoid(logit_fake).sum().item()
+            batch = {"d_loss": (bce(logit_real, torch.ones_like(logit_real), reduction="sum")
+                                + bce(logit_fake, torch.zeros_like(logit_fake), reduction="sum")),
+                     "g_loss": bce(logit_fake, torch.ones_like(logit_fake), reduction="sum"),
+                     "d_real": torch.sigmoid(logit_real).sum(), "d_fake": torch.sigmoid(logit_fake).sum()}
+            sums = {k: sums.get(k, 0.0) + v.double() for k, v in batch.items()}
         self.model.train(was_training)
-        out = {k: v / len(self.valid_x) for k, v in sums.items()}
+        values = torch.stack(list(sums.values())).tolist()
+        out = {k: v / len(self.valid_x) for k, v in zip(sums, values)}
         self._warn_if_dominated(out)
         return out
 

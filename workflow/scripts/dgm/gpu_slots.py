@@ -1,12 +1,20 @@
-"""GPU slots: on a machine with several GPUs, give each GPU job of a workflow its own GPU.
+"""GPU slots: on a machine with several GPUs, give each GPU job of a workflow its own GPU, or its
+own share of one.
 
 Snakemake's ``--resources gpu=N`` caps how many ``gpu=1`` jobs run at once, but not *which*
 GPU each one uses: left alone, every job would train on ``cuda:0``. A job calls
 :func:`claim_for_job` (or :func:`acquire_gpu`) before anything initialises CUDA; that takes an
-exclusive ``fcntl.flock`` on one lock file per GPU and points ``CUDA_VISIBLE_DEVICES`` at the
-GPU it got. The kernel drops a flock when the last descriptor of its open file closes, so a
-slot frees itself when the job ends, however it ends (exception, ``os._exit``, SIGKILL, OOM
-killer): there are no stale locks to clean up.
+exclusive ``fcntl.flock`` on one lock file per slot and points ``CUDA_VISIBLE_DEVICES`` at the
+GPU of the slot it got. The kernel drops a flock when the last descriptor of its open file
+closes, so a slot frees itself when the job ends, however it ends (exception, ``os._exit``,
+SIGKILL, OOM killer): there are no stale locks to clean up.
+
+Each GPU has ``jobs_per_device`` slots (config key ``gpu_jobs_per_device``, default 1): small
+jobs (this study's MLPs keep an H100 busy a few per cent of the time) then share a GPU, and
+``--resources gpu=N`` counts slots, N = GPUs x jobs per GPU. A new job gets a free slot on the
+least-loaded GPU (fewest held slots; the lowest-numbered GPU among equals), so jobs spread over
+the GPUs before any GPU takes a second one. The choice is made under a short allocator lock
+(``allocate.lock``), so two jobs starting together see each other's slots.
 
 Nothing happens (the functions return ``None`` and leave the environment alone) where there
 is nothing to share out: under Slurm, which already bound the job's GPUs (``SLURM_JOB_ID``);
@@ -18,6 +26,7 @@ Settings from the environment:
     DGM_NUM_GPUS       number of GPUs, instead of asking ``nvidia-smi -L`` (tests simulate GPUs)
     DGM_GPU_LOCK_DIR   lock directory [``.snakemake/gpu-locks``, i.e. per workflow directory]
     DGM_GPU_TIMEOUT    seconds :func:`claim_for_job` waits for a free GPU [no limit]
+    DGM_GPU_JOBS_PER_DEVICE  slots per GPU when :func:`claim_for_job` is not told [1]
 """
 from __future__ import annotations
 
@@ -41,8 +50,9 @@ _claimed: GpuSlot | None = None  # the slot claim_for_job holds until this proce
 class GpuSlot:
     """One held GPU. Its lock lasts until :meth:`release` or the end of the process."""
 
-    def __init__(self, device: str, lock_path: Path, fd: int, previous: str | None):
+    def __init__(self, device: str, lock_path: Path, fd: int, previous: str | None, slot: int = 0):
         self.device = device  # what CUDA_VISIBLE_DEVICES now says: an index or a GPU UUID
+        self.slot = slot  # which of the device's slots (0 .. jobs_per_device - 1)
         self.lock_path = lock_path
         self._fd: int | None = fd
         self._previous = previous  # CUDA_VISIBLE_DEVICES before acquire, restored on release
@@ -71,7 +81,7 @@ class GpuSlot:
 
     def __repr__(self) -> str:
         state = "held" if self.held else "released"
-        return f"GpuSlot(device={self.device!r}, {state}, lock={str(self.lock_path)!r})"
+        return f"GpuSlot(device={self.device!r}, slot={self.slot}, {state}, lock={str(self.lock_path)!r})"
 
 
 def count_gpus() -> int:
@@ -115,17 +125,21 @@ def acquire_gpu(
     n_gpus: int | None = None,
     timeout: float | None = None,
     poll: float = 0.1,
+    jobs_per_device: int = 1,
 ) -> GpuSlot | None:
-    """Hold a GPU no other process using ``lock_dir`` holds, and make it the only one CUDA sees.
+    """Hold one of the ``jobs_per_device`` slots of a GPU, on the least-loaded GPU with a free one,
+    and make that GPU the only one CUDA sees.
 
     Returns a :class:`GpuSlot` (also a context manager) after setting
-    ``os.environ["CUDA_VISIBLE_DEVICES"]`` to its device. The GPU stays held until
+    ``os.environ["CUDA_VISIBLE_DEVICES"]`` to its device. The slot stays held until
     :meth:`GpuSlot.release` or the end of the process, even if the slot object is dropped: a
-    garbage collector must not hand a GPU in use to another job. Returns ``None`` and changes
+    garbage collector must not hand a slot in use to another job. Returns ``None`` and changes
     nothing under Slurm or where fewer than two devices are visible (see the module
-    docstring). Waits while every GPU is held: ``timeout`` seconds, then ``TimeoutError``;
+    docstring). Waits while every slot is held: ``timeout`` seconds, then ``TimeoutError``;
     ``None`` waits for as long as the holders run. Must run before CUDA is initialised.
     """
+    if not isinstance(jobs_per_device, int) or isinstance(jobs_per_device, bool) or jobs_per_device < 1:
+        raise ValueError(f"gpu_jobs_per_device must be a positive integer, not {jobs_per_device!r}")
     if os.environ.get("SLURM_JOB_ID"):
         return None  # Slurm bound this job's GPUs and set CUDA_VISIBLE_DEVICES itself
     devices = visible_gpus(n_gpus)
@@ -138,40 +152,76 @@ def acquire_gpu(
     deadline = None if timeout is None else time.monotonic() + timeout
     waiting = False
     while True:
-        for device in devices:
-            path = lock_dir / f"gpu-{_safe_name(device)}.lock"
-            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o666)
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                os.close(fd)
-                continue
+        got = _take_least_loaded(lock_dir, devices, jobs_per_device)
+        if got is not None:
+            device, slot, path, fd = got
             # Who holds it, for a human looking at the lock directory; never read back.
             os.ftruncate(fd, 0)
             os.write(fd, f"{socket.gethostname()} pid {os.getpid()}\n".encode())
             previous = os.environ.get("CUDA_VISIBLE_DEVICES")
             os.environ["CUDA_VISIBLE_DEVICES"] = device
-            log.info("GPU slot: CUDA_VISIBLE_DEVICES=%s (lock %s)", device, path)
-            return GpuSlot(device, path, fd, previous)
+            log.info("GPU slot: CUDA_VISIBLE_DEVICES=%s (slot %d of %d on it; lock %s)", device, slot + 1,
+                     jobs_per_device, path)
+            return GpuSlot(device, path, fd, previous, slot)
         if deadline is not None and time.monotonic() >= deadline:
+            each = f", {jobs_per_device} jobs each," if jobs_per_device > 1 else ""
             raise TimeoutError(
-                f"all {len(devices)} GPUs ({','.join(devices)}) stayed held for {timeout} s; "
+                f"all {len(devices)} GPUs ({','.join(devices)}){each} stayed held for {timeout} s; "
                 f"holders are named in {lock_dir}/*.lock"
             )
         if not waiting:
-            log.info("GPU slot: all %d GPUs are held, waiting for one to free", len(devices))
+            log.info("GPU slot: all %d slots of %d GPUs are held, waiting for one to free",
+                     len(devices) * jobs_per_device, len(devices))
             waiting = True
         time.sleep(poll)
 
 
+def slot_lock_path(lock_dir: Path, device: str, slot: int) -> Path:
+    """The lock file of ``slot`` on ``device``: ``gpu-<device>.lock`` for the first (the name with one
+    job per GPU), ``gpu-<device>.slot<k>.lock`` for the others."""
+    return lock_dir / (f"gpu-{_safe_name(device)}.lock" if slot == 0 else f"gpu-{_safe_name(device)}.slot{slot}.lock")
+
+
+def _take_least_loaded(lock_dir: Path, devices: list[str], jobs_per_device: int
+                       ) -> tuple[str, int, Path, int] | None:
+    """(device, slot, lock path, locked descriptor) of a free slot on the device with the fewest held
+    slots, or None when all are held. Every slot is tried under the allocator lock, which only
+    allocators take and never while waiting, so the loads they see are exact."""
+    allocator = os.open(lock_dir / "allocate.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o666)
+    free: dict[tuple[int, int], tuple[Path, int]] = {}  # (device index, slot) -> (path, locked fd)
+    try:
+        fcntl.flock(allocator, fcntl.LOCK_EX)
+        for i, device in enumerate(devices):
+            for slot in range(jobs_per_device):
+                path = slot_lock_path(lock_dir, device, slot)
+                fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o666)
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    os.close(fd)  # held by a running job
+                    continue
+                free[i, slot] = (path, fd)
+        if not free:
+            return None
+        held = [jobs_per_device - sum(1 for j, _ in free if j == i) for i in range(len(devices))]
+        i, slot = min(free, key=lambda key: (held[key[0]], key))
+        path, fd = free.pop((i, slot))
+        return devices[i], slot, path, fd
+    finally:
+        for _, other in free.values():
+            os.close(other)  # probed, not taken: free again
+        os.close(allocator)  # closing drops the allocator lock
+
+
 def claim_for_job(
-    lock_dir: str | os.PathLike | None = None, timeout: float | None = None
+    lock_dir: str | os.PathLike | None = None, timeout: float | None = None, jobs_per_device: int | None = None
 ) -> GpuSlot | None:
-    """Hold a GPU for the rest of this process (a workflow job); repeated calls return it again.
+    """Hold a GPU slot for the rest of this process (a workflow job); repeated calls return it again.
 
     ``lock_dir`` defaults to ``$DGM_GPU_LOCK_DIR`` or ``.snakemake/gpu-locks`` under the
     working directory (Snakemake runs jobs in the workflow directory), ``timeout`` to
-    ``$DGM_GPU_TIMEOUT`` or no limit. See :func:`acquire_gpu`.
+    ``$DGM_GPU_TIMEOUT`` or no limit, ``jobs_per_device`` (the config's ``gpu_jobs_per_device``,
+    which the entry scripts pass) to ``$DGM_GPU_JOBS_PER_DEVICE`` or 1. See :func:`acquire_gpu`.
     """
     global _claimed
     if _claimed is not None and _claimed.held:
@@ -180,7 +230,12 @@ def claim_for_job(
         lock_dir = os.environ.get("DGM_GPU_LOCK_DIR") or DEFAULT_LOCK_DIR
     if timeout is None and os.environ.get("DGM_GPU_TIMEOUT"):
         timeout = float(os.environ["DGM_GPU_TIMEOUT"])
-    _claimed = acquire_gpu(lock_dir, timeout=timeout)
+    if jobs_per_device is None:
+        setting = os.environ.get("DGM_GPU_JOBS_PER_DEVICE", "").strip() or "1"
+        if not setting.isdigit():
+            raise ValueError(f"DGM_GPU_JOBS_PER_DEVICE must be a positive integer, not {setting!r}")
+        jobs_per_device = int(setting)
+    _claimed = acquire_gpu(lock_dir, timeout=timeout, jobs_per_device=jobs_per_device)
     return _claimed
 
 

@@ -33,6 +33,7 @@ class IWAEConfig(VAEConfig):
 
 class IWAE(VAE):
     CONFIG = IWAEConfig
+    OBJECTIVE = "niwae"  # VAE.loss minimises the mean -L_k; every other term is logged
 
     def forward(self, x: torch.Tensor, generator: torch.Generator | None = None) -> dict:
         """Per-image terms (all (B,)): ``niwae`` = -L_k, and the ELBO's ``recon``, ``kl`` and
@@ -48,11 +49,6 @@ class IWAE(VAE):
         recon = -log_px_z.mean(0)  # (B,)
         kl = gaussian_kl_standard_normal(mu, logvar)  # (B,)
         return {"recon": recon, "kl": kl, "nelbo": recon + kl, "niwae": niwae}
-
-    def loss(self, x: torch.Tensor, generator: torch.Generator | None = None):
-        """Mean -L_k in nats per image (the training objective), and every term for logging."""
-        terms = self(x, generator)
-        return terms["niwae"].mean(), {k: v.detach().mean().item() for k, v in terms.items()}
 
 
 IWAETrainer = VAETrainer  # Adam on model.loss: the objective lives in the model

@@ -3,7 +3,8 @@ snapshots at chosen epochs, and a resume checkpoint that survives a killed job.
 
 A model plugs in through a ``Trainer`` (below; ``VAETrainer`` in ``dgm.vae`` is the plainest):
 
-- ``train_step(batch, generator) -> dict[str, float]`` for one minibatch (already on device),
+- ``train_step(batch, generator) -> dict[str, float | Tensor]`` for one minibatch (already on device);
+  0-dim tensors on the device are best: ``fit`` sums them there and reads them once per epoch,
 - ``evaluate(generator) -> dict[str, float]`` the validation metrics of one epoch,
 - ``state_dict()`` / ``load_state_dict()`` covering networks and optimisers,
 - ``snapshot(generator) -> dict`` what to keep at a snapshot epoch (weights, samples...).
@@ -219,11 +220,58 @@ def _divergence_hint(trainer: Trainer) -> str:
     return f"look at {' / '.join(keys)} (a smaller learning rate{', gradient clipping' if len(keys) > 1 else ''})"
 
 
+def _readable(v) -> bool:
+    """A Python number or a one-element CPU tensor: reading it costs no wait on an accelerator."""
+    return isinstance(v, (float, int)) or (isinstance(v, torch.Tensor) and v.device.type == "cpu" and v.numel() == 1)
+
+
 def _check_finite(values: dict, what: str) -> None:
-    # Python floats (train_step and evaluate return them): no device sync.
-    bad = {k: v for k, v in values.items() if isinstance(v, (float, int)) and not math.isfinite(v)}
+    # Only values that can be read for free (_readable); fit watches GPU tensors on the device (_EpochSums).
+    bad = {k: float(v) for k, v in values.items() if _readable(v) and not math.isfinite(float(v))}
     if bad:
         raise FloatingPointError(f"{what} is not finite: " + ", ".join(f"{k} = {v}" for k, v in bad.items()))
+
+
+class _EpochSums:
+    """The batch-size-weighted sums of an epoch's training statistics, for ``fit``, without making an
+    accelerator wait for the host at every step. A statistic that is free to read (a Python number, a
+    CPU tensor: ``_readable``) is summed at once as a Python float; a tensor on a GPU is summed in
+    float64 on its device -- the same IEEE arithmetic in the same order, so the epoch means are the
+    same -- and read with the others in one transfer at the end of the epoch. Those cannot be checked
+    step by step for free, so the first step with a non-finite one is recorded on the device
+    (``first_bad``, 0 for none) and reported by :meth:`read`; ``fit`` checks the readable ones at every
+    step."""
+
+    def __init__(self):
+        self.sums: dict[str, float | torch.Tensor] = {}
+        self.first_bad: torch.Tensor | None = None  # () int64 on the device: 1-based step, 0 while all finite
+
+    def add(self, step: int, stats: dict, weight: int) -> None:
+        watched = []
+        for k, v in stats.items():
+            if _readable(v):
+                v = float(v)  # a CPU tensor is read at once: cheaper there than more tensor arithmetic
+            elif isinstance(v, torch.Tensor):
+                v = v.detach().double()
+                watched.append(v)
+            self.sums[k] = self.sums.get(k, 0.0) + v * weight
+        if watched:
+            bad = ~torch.isfinite(torch.stack(watched)).all()
+            if self.first_bad is None:
+                self.first_bad = torch.zeros((), dtype=torch.int64, device=watched[0].device)
+            self.first_bad = torch.where(bad & (self.first_bad == 0), step, self.first_bad)
+
+    def read(self, seen: int) -> tuple[dict[str, float], int]:
+        """(means over ``seen`` items, the first non-finite step or 0), in one read from the device."""
+        tensors = {k: v for k, v in self.sums.items() if isinstance(v, torch.Tensor)}
+        values = dict(self.sums)
+        first_bad = 0
+        if tensors:
+            extra = [] if self.first_bad is None else [self.first_bad.to(torch.float64)]
+            read = torch.stack([*tensors.values(), *extra]).tolist()
+            values.update(zip(tensors, read))
+            first_bad = int(read[-1]) if extra else 0
+        return {k: v / seen for k, v in values.items()}, first_bad
 
 
 def fit(
@@ -331,7 +379,7 @@ def fit(
     for epoch in range(start + 1, epochs + 1):
         t0 = time.perf_counter()
         perm = torch.randperm(n, generator=generator, device=generator.device)
-        sums: dict[str, float] = {}
+        sums = _EpochSums()
         seen = 0
         for b in progress(range(n_batches), desc=f"epoch {epoch}/{epochs}"):
             idx = perm[b * batch_size : (b + 1) * batch_size].to(tensors[0].device)
@@ -341,14 +389,18 @@ def fit(
                 batch = prepare_batch(batch, generator)
             try:  # a trainer may raise FloatingPointError itself (a non-finite gradient norm)
                 stats = trainer.train_step(batch, generator)
-                _check_finite(stats, "the training loss")
+                _check_finite(stats, "the training loss")  # free to read: numbers and CPU tensors
             except FloatingPointError as e:
                 raise diverged(e, epoch, f"step {b + 1} of {n_batches}") from e
-            for k, v in stats.items():
-                sums[k] = sums.get(k, 0.0) + v * len(idx)
+            sums.add(b + 1, stats, len(idx))  # GPU tensors stay there, watched for non-finite values
             seen += len(idx)
+        means, first_bad = sums.read(seen)  # the epoch's one wait for the device
+        if first_bad:
+            bad = ", ".join(f"{k} = {v}" for k, v in means.items() if not math.isfinite(v))
+            error = FloatingPointError(f"the training loss is not finite (epoch means: {bad})")
+            raise diverged(error, epoch, f"step {first_bad} of {n_batches} (found at the end of the epoch)")
         train_seconds = time.perf_counter() - t0
-        row = {"epoch": epoch, **{f"train_{k}": v / seen for k, v in sums.items()}}
+        row = {"epoch": epoch, **{f"train_{k}": v for k, v in means.items()}}
         row.update({f"valid_{k}": v for k, v in evaluate(epoch).items()})
         row["train_seconds"] = train_seconds
         row["seconds"] = time.perf_counter() - t0

@@ -33,6 +33,7 @@ class VAEConfig(ModelConfig):
 
 class VAE(nn.Module):
     CONFIG = VAEConfig  # the options dataclass; a subclass (dgm.iwae.IWAE) swaps in its own
+    OBJECTIVE = "nelbo"  # the per-image term of ``forward`` that training minimises (the IWAE's: "niwae")
 
     def __init__(self, config: VAEConfig | None = None, **kwargs):
         super().__init__()
@@ -75,9 +76,15 @@ class VAE(nn.Module):
         return {"recon": recon, "kl": kl, "nelbo": recon + kl}
 
     def loss(self, x: torch.Tensor, generator: torch.Generator | None = None):
-        """Mean negative ELBO in nats per image, and its parts for logging."""
+        """Mean training objective in nats per image (the negative ELBO; the IWAE's -L_k), and the
+        mean of every per-image term as floats for logging."""
+        loss, stats = self._loss(x, generator)
+        return loss, {k: v.item() for k, v in stats.items()}
+
+    def _loss(self, x: torch.Tensor, generator: torch.Generator | None = None):
+        # loss's terms as detached 0-dim tensors on the device: the trainer reads them once per epoch
         terms = self(x, generator)
-        return terms["nelbo"].mean(), {k: v.detach().mean().item() for k, v in terms.items()}
+        return terms[self.OBJECTIVE].mean(), {k: v.detach().mean() for k, v in terms.items()}
 
     @torch.inference_mode()
     def sample(self, n: int, *, generator: torch.Generator | None = None, mode: str = "mean") -> torch.Tensor:
@@ -114,8 +121,9 @@ class VAETrainer(Trainer):
         self.eval_batch = eval_batch
 
     def train_step(self, x: torch.Tensor, generator: torch.Generator) -> dict:
+        """One Adam step; statistics as 0-dim tensors on the device (``fit`` reads them once per epoch)."""
         self.model.train()
-        loss, stats = self.model.loss(x, generator)
+        loss, stats = self.model._loss(x, generator)
         self.optimizers["optimizer"].zero_grad(set_to_none=True)
         loss.backward()
         self.optimizers["optimizer"].step()
