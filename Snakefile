@@ -15,9 +15,11 @@ include: "workflow/rules/data.smk"
 include: "workflow/rules/vae.smk"
 include: "workflow/rules/iwae.smk"
 include: "workflow/rules/likelihood.smk"
+include: "workflow/rules/ais.smk"
 include: "workflow/rules/gan.smk"
 include: "workflow/rules/flow.smk"
 include: "workflow/rules/quality.smk"
+include: "workflow/rules/experiments.smk"
 include: "workflow/rules/report.smk"
 
 

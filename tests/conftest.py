@@ -49,6 +49,8 @@ TINY_CONFIG = {
         "chunk_size": 10,
         "kl_samples": 10000,
         "quadrature": {"points_per_dim": 16, "levels": 2, "tol": 0.05, "max_points_per_dim": 64, "chunk_size": 64},
+        "ais": {"images": 4, "chains": 4, "steps": 20, "sweep_steps": [0, 5, 20], "leapfrog": 3, "sigma_images": 4,
+                "sigma_steps": 5, "sigma_grid": [0.05, 0.1, 0.2, 0.4], "bdmc_images": 3, "bdmc_steps": 20},
     },
     "flow": {
         "n_blocks": 2,

@@ -7,7 +7,11 @@ from snakemake.logging import logger
 from snakemake.utils import validate
 
 sys.path.insert(0, str(Path(workflow.basedir) / "workflow" / "scripts"))
-from dgm import data, registry  # noqa: E402
+import copy  # noqa: E402
+import os  # noqa: E402
+import shlex  # noqa: E402
+
+from dgm import data, experiments, registry  # noqa: E402
 from dgm.config import validate_config  # noqa: E402
 
 with open(Path(workflow.basedir) / "workflow" / "schemas" / "config.schema.yaml") as _f:
@@ -48,9 +52,12 @@ def _check_config(cfg):
                 f"config key {section}.sample_epochs: {late} are beyond {section}.epochs = "
                 f"{cfg_m['epochs']} and are dropped"
             )
+    experiments.check_sweep(cfg, lambda trial: validate_config(copy.deepcopy(trial), CONFIG_SCHEMA))
 
 
 _check_config(config)
+# The command line, for every run's run.json (jobs inherit the environment, also under Slurm).
+os.environ.setdefault("DGM_COMMAND", shlex.join(sys.argv))
 
 DATASET = config["data"]["name"]
 RAW_STEMS = [
@@ -65,11 +72,15 @@ ENV = "../../envs/dgm.yaml"  # relative to this rules folder
 RAW = "results/{dataset}/raw"
 SPLITS = "results/{dataset}/data/splits.pt"
 SPLITS_SUMMARY = "results/{dataset}/data/splits.json"
-RUN = "results/{dataset}/{model}/z{latent}/seed{seed}"  # one training run
-FIGURES = "results/{dataset}/figures"
+# One training run; {point} is a sweep point's folders ("hidden_dim~256/"), empty outside a sweep.
+RUN = "results/{dataset}/{model}/{point}z{latent}/seed{seed}"
+FIGURES = "results/{dataset}/figures"  # figures of the whole study
+POINT_FIGURES = "results/{dataset}/figures/{point}"  # figures of one sweep point (the study's own outside a sweep)
+RUNS = "results/runs"  # the table of every run (runs.tsv, runs_summary.tsv, runs.html)
+COMPARE = "results/compare"  # this study against config compare.baseline
 QUALITY = "results/{dataset}/quality"
 REPORT = "results/report"
-MODEL_FIGURES = {}  # model name -> function(seeds) of the figures its own rule file draws
+MODEL_FIGURES = {}  # model name -> function(seeds, point) of the figures its own rule file draws
 
 
 def alternatives(capability=None):
@@ -80,6 +91,7 @@ def alternatives(capability=None):
 wildcard_constraints:
     dataset="mnist|fashion-mnist|kmnist",
     model=alternatives(),
+    point=r"(|([A-Za-z_][A-Za-z0-9_]*~[^/]+/)+)",
     latent=r"\d+",
     seed=r"\d+",
     epoch=r"\d+",
@@ -94,6 +106,33 @@ def latent_sizes(model):
     """A model's latent sizes: its config's ``latent_sizes``, or the size its data fixes (a flow's 784)."""
     spec = registry.get(model)
     return [spec.fixed_latent] if spec.fixed_latent else config[model]["latent_sizes"]
+
+
+def points(model):
+    """A model's sweep points as their path parts ("" when config ``sweep`` does not name it)."""
+    return [experiments.point_path(p) for p in experiments.sweep_points(config["sweep"].get(model))]
+
+
+def run_section(model, point=""):
+    """A model's config section with the values of the sweep point ``point`` (its path part) applied."""
+    for p in experiments.sweep_points(config["sweep"].get(model)):
+        if experiments.point_path(p) == point:
+            return experiments.apply_point(config[model], p)
+    raise ValueError(f"{model}: {point!r} is not a sweep point of this configuration")
+
+
+def run_cfg(wildcards):
+    """The config section of the run a job's wildcards name (its sweep point applied)."""
+    return run_section(wildcards.model, wildcards.point)
+
+
+def run_config(model, point, latent, seed):
+    """What defines one run (dgm.experiments.run_config): written to its run.json, and its hash checked
+    before the run's results enter the runs table."""
+    chosen = next(p for p in experiments.sweep_points(config["sweep"].get(model)) if experiments.point_path(p) == point)
+    return experiments.run_config(
+        model=model, section=run_section(model, point), data=config["data"], latent=latent, seed=seed, point=chosen
+    )
 
 
 def get_raw_files(wildcards):
@@ -136,8 +175,8 @@ def train_snapshot_epochs(model):
     return sorted(epochs)
 
 
-def run_dir(model="{model}", latent="{latent}", seed="{seed}", dataset="{dataset}"):
-    return RUN.format(dataset=dataset, model=model, latent=latent, seed=seed)
+def run_dir(model="{model}", latent="{latent}", seed="{seed}", dataset="{dataset}", point="{point}"):
+    return RUN.format(dataset=dataset, model=model, latent=latent, seed=seed, point=point)
 
 
 def run_file(name, model="{model}", latent="{latent}"):
@@ -153,11 +192,20 @@ def _latent_of(model):
 
 def job_log(step, model="{model}"):
     """The log of a per-run job; its benchmark file mirrors it (job_benchmark)."""
-    return f"logs/{step}/{{dataset}}/{model}/z{_latent_of(model)}/seed{{seed}}.log"
+    return f"logs/{step}/{{dataset}}/{model}/{{point}}z{_latent_of(model)}/seed{{seed}}.log"
 
 
 def job_benchmark(step, model="{model}"):
-    return f"benchmarks/{step}/{{dataset}}/{model}/z{_latent_of(model)}/seed{{seed}}.tsv"
+    return f"benchmarks/{step}/{{dataset}}/{model}/{{point}}z{_latent_of(model)}/seed{{seed}}.tsv"
+
+
+def plot_log(name):
+    """The log of a figure job drawing ``name`` (a figure path's file name, wildcards allowed)."""
+    return f"logs/plot/{{dataset}}/{{point}}{name}.log"
+
+
+def plot_benchmark(name):
+    return f"benchmarks/plot/{{dataset}}/{{point}}{name}.tsv"
 
 
 def train_outputs(model):
@@ -167,6 +215,7 @@ def train_outputs(model):
         model=f"{d}/model.pt",
         metrics=f"{d}/metrics.csv",
         snapshots=f"{d}/snapshots.pt",
+        record=f"{d}/{experiments.RUN_RECORD}",
         samples=expand(
             f"{d}/samples/epoch{{epoch:03d}}.png",
             epoch=snapshot_epochs(model, "sample_epochs"),
@@ -176,10 +225,12 @@ def train_outputs(model):
 
 
 def train_params(model):
-    """A training job's params: the model's whole config section, and the epochs it keeps."""
+    """A training job's params: the model's config section (with its sweep point), what defines the
+    run (for run.json), and the epochs it keeps."""
     return dict(
         model=model,
-        cfg=config[model],
+        cfg=lambda w: run_section(model, w.point),
+        run_config=lambda w: run_config(model, w.point, int(w.get("latent", _latent_of(model))), int(w.seed)),
         sample_epochs=snapshot_epochs(model, "sample_epochs"),
         snapshot_epochs=train_snapshot_epochs(model),
         device=config["device"],
@@ -187,8 +238,14 @@ def train_params(model):
 
 
 def get_runs(capability=None):
-    """(model, latent, seed) of every run this configuration trains whose model has ``capability``."""
-    return [(m, z, s) for m in configured(capability) for z in latent_sizes(m) for s in config["seeds"]]
+    """(model, point, latent, seed) of every run this configuration trains whose model has ``capability``."""
+    return [
+        (m, p, z, s)
+        for m in configured(capability)
+        for p in points(m)
+        for z in latent_sizes(m)
+        for s in config["seeds"]
+    ]
 
 
 def get_scored_runs():
@@ -198,7 +255,7 @@ def get_scored_runs():
 
 def get_run_files(name, dataset=DATASET, capability="sampler", model=None):
     """The file ``name`` in the run folder of every run with ``capability`` (of ``model`` only, if given)."""
-    return [f"{run_dir(m, z, s, dataset)}/{name}" for m, z, s in get_runs(capability) if model in (None, m)]
+    return [f"{run_dir(m, z, s, dataset, p)}/{name}" for m, p, z, s in get_runs(capability) if model in (None, m)]
 
 
 def parzen_sigmas():
@@ -210,7 +267,7 @@ def parzen_sigmas():
 
 
 def get_sample_quality_input(wildcards):
-    d = run_dir(wildcards.model, wildcards.latent, wildcards.seed, wildcards.dataset)
+    d = run_dir(wildcards.model, wildcards.latent, wildcards.seed, wildcards.dataset, wildcards.point)
     inputs = {
         "model": f"{d}/model.pt",
         "classifier": f"{QUALITY}/classifier.pt".format(dataset=wildcards.dataset),
@@ -223,7 +280,7 @@ def get_sample_quality_input(wildcards):
 
 def get_likelihood_outputs():
     """Named lists of the likelihood rules' results for every latent-variable run (quadrature for z = 2)."""
-    runs = [(z, run_dir(m, z, s, DATASET)) for m, z, s in get_runs("latent_variable")]
+    runs = [(z, run_dir(m, z, s, DATASET, p)) for m, p, z, s in get_runs("latent_variable")]
     if not runs:
         return {}
     return {
@@ -235,47 +292,116 @@ def get_likelihood_outputs():
 
 
 def get_likelihood_sweep_input(wildcards):
-    """Every latent size's estimator sweep of one model and seed, and the z = 2 quadrature when z = 2 is trained."""
+    """Every latent size's estimator sweep of one model, point and seed, and the z = 2 quadrature when z = 2 is trained."""
     sizes = latent_sizes(wildcards.model)
-    d = {z: run_dir(wildcards.model, z, wildcards.seed, wildcards.dataset) for z in sizes}
+    d = {z: run_dir(wildcards.model, z, wildcards.seed, wildcards.dataset, wildcards.point) for z in sizes}
     return {
         "sweeps": [f"{d[z]}/estimator_sweep.csv" for z in sizes],
         "quadrature": [f"{d[2]}/quadrature.json"] if 2 in sizes else [],
     }
 
 
+def get_latent_gap_input(wildcards):
+    """Every latent size's and seed's estimator sweep of one model at one point: the gap figure."""
+    return [
+        f"{run_dir(wildcards.model, z, s, wildcards.dataset, wildcards.point)}/estimator_sweep.csv"
+        for z in latent_sizes(wildcards.model)
+        for s in config["seeds"]
+    ]
+
+
+def ais_sweep_input(wildcards):
+    """Every latent size's AIS sweep of one model, point and seed: one figure."""
+    return [
+        f"{run_dir(wildcards.model, z, wildcards.seed, wildcards.dataset, wildcards.point)}/ais_sweep.csv"
+        for z in latent_sizes(wildcards.model)
+    ]
+
+
+def get_ais_outputs():
+    """Named lists of the AIS rules' results for every run of a decoder model without an exact density."""
+    runs = [run_dir(m, z, s, DATASET, p) for m, p, z, s in get_runs("decoder_likelihood")]
+    if not runs:
+        return {}
+    return {
+        "ais": [f"{d}/ais.json" for d in runs],
+        "ais_sigma": [f"{d}/ais_sigma.json" for d in runs],
+        "bdmc": [f"{d}/bdmc.json" for d in runs],
+    }
+
+
 def curve_input(model=None):
     """Input function: the metrics.csv of every latent size and seed of ``model`` (else the {model}
-    wildcard's), drawn in one training-curve figure."""
+    wildcard's) at the {point} wildcard's sweep point, drawn in one training-curve figure."""
 
     def metrics(wildcards):
         m = model or wildcards.model
-        return [f"{run_dir(m, z, s, wildcards.dataset)}/metrics.csv" for z in latent_sizes(m) for s in config["seeds"]]
+        return [
+            f"{run_dir(m, z, s, wildcards.dataset, wildcards.point)}/metrics.csv"
+            for z in latent_sizes(m)
+            for s in config["seeds"]
+        ]
 
     return metrics
 
 
+# The §1.4b figure (naive Monte Carlo against importance sampling over the latent size) needs a curve.
+LATENT_GAP_MIN_SIZES = 3
+
+
 def get_figures(first_seed_only=False):
-    """Every figure the configured models draw: curves over all seeds, and the image figures
-    (samples, manifolds, interpolations, estimator sweeps) of every seed or only the first.
-    Latent-variable models share their figures (by capability); a model's own rule file adds
-    the rest through MODEL_FIGURES."""
-    figs = FIGURES.format(dataset=DATASET)
+    """Every figure the configured models draw at every sweep point: curves over all seeds, and the
+    image figures (samples, manifolds, interpolations, estimator sweeps) of every seed or only the
+    first. Latent-variable models share their figures (by capability); a model's own rule file adds
+    the rest through MODEL_FIGURES; sweeps add one figure per swept key."""
     seeds = config["seeds"][:1] if first_seed_only else config["seeds"]
     out = []
     for m in configured():
-        if registry.get(m).latent_variable:
-            out.append(f"{figs}/{m}_elbo.png")
-            for z in latent_sizes(m):
-                for s in seeds:
-                    out.append(f"{figs}/{m}_samples_z{z}_seed{s}.png")
-                    out += [f"{figs}/{m}_manifold_z2_seed{s}.png"] if z == 2 else []
-            out += [f"{figs}/likelihood_sweep_{m}_seed{s}.png" for s in seeds]
-        if m in MODEL_FIGURES:
-            out += MODEL_FIGURES[m](seeds)
+        for p in points(m):
+            figs = POINT_FIGURES.format(dataset=DATASET, point=p)
+            if registry.get(m).latent_variable:
+                out.append(f"{figs}{m}_elbo.png")
+                for z in latent_sizes(m):
+                    for s in seeds:
+                        out.append(f"{figs}{m}_samples_z{z}_seed{s}.png")
+                        out += [f"{figs}{m}_manifold_z2_seed{s}.png"] if z == 2 else []
+                out += [f"{figs}likelihood_sweep_{m}_seed{s}.png" for s in seeds]
+                if len(latent_sizes(m)) >= LATENT_GAP_MIN_SIZES:
+                    out.append(f"{figs}likelihood_gap_{m}.png")
+            if registry.get(m).decoder_likelihood:
+                out += [f"{figs}ais_sweep_{m}_seed{s}.png" for s in seeds]
+            if m in MODEL_FIGURES:
+                out += MODEL_FIGURES[m](seeds, p)
+        for key in config["sweep"].get(m, {}):
+            out.append(f"{FIGURES}/sweep_{m}_{key}.png".format(dataset=DATASET))
     if get_scored_runs():
-        out.append(f"{figs}/quality_sample_size.png")
+        out.append(f"{FIGURES}/quality_sample_size.png".format(dataset=DATASET))
     return out
+
+
+def get_run_records():
+    """Every run's run.json: the runs table's rows."""
+    return get_run_files(experiments.RUN_RECORD, capability=None)
+
+
+def get_runs_input(wildcards):
+    """The runs table reads every run's record and result files."""
+    results = get_run_files(experiments.RUN_RECORD, capability=None) + get_run_files("metrics.csv", capability=None)
+    for capability, name in (
+        ("latent_variable", "test_metrics.json"),
+        ("density", "test_metrics.json"),
+        ("latent_variable", "test_nll.json"),
+        ("sampler", "quality.json"),
+        ("decoder_likelihood", "ais.json"),
+        ("decoder_likelihood", "bdmc.json"),
+    ):
+        results += get_run_files(name, capability=capability)
+    return {"results": list(dict.fromkeys(results))}
+
+
+def expected_hashes():
+    """{run folder: the config hash its run.json must carry}, for every run of this configuration."""
+    return {run_dir(m, z, s, DATASET, p): experiments.config_hash(run_config(m, p, z, s)) for m, p, z, s in get_runs()}
 
 
 def get_final_outputs():
@@ -284,6 +410,9 @@ def get_final_outputs():
     out = [p for paths in get_report_inputs(None).values() for p in paths] + get_figures()
     if get_scored_runs():
         out.append(f"{QUALITY}/sample_quality.tsv".format(dataset=DATASET))
+    out += [f"{RUNS}/runs.tsv", f"{RUNS}/runs_summary.tsv", f"{RUNS}/runs.html"]
+    if config["compare"]["baseline"]:
+        out += [f"{COMPARE}/compare.tsv"] + [f"{COMPARE}/curves_{m}.png" for m in configured()]
     return list(dict.fromkeys(out + get_report_documents()))
 
 
@@ -316,4 +445,8 @@ def get_report_inputs(wildcards):
         "quality_figures": [p for p in figures if Path(p).name.startswith("quality_")],
         **get_likelihood_outputs(),
         "likelihood_figures": [p for p in figures if Path(p).name.startswith("likelihood_")],
+        **get_ais_outputs(),
+        "ais_figures": [p for p in figures if Path(p).name.startswith("ais_")],
+        "run_records": get_run_records(),
+        "sweep_figures": [p for p in figures if Path(p).name.startswith("sweep_")],
     }

@@ -2,8 +2,10 @@
 # test-set bits/dim, and its figures.
 
 FLOW_LATENT = registry.get("flow").fixed_latent
-MODEL_FIGURES["flow"] = lambda seeds: [f"{FIGURES}/flow_bpd.png".format(dataset=DATASET)] + [
-    f"{FIGURES}/flow_{fig}_seed{s}.png".format(dataset=DATASET) for s in seeds for fig in ("samples", "interpolation")
+MODEL_FIGURES["flow"] = lambda seeds, point: [f"{POINT_FIGURES}flow_bpd.png".format(dataset=DATASET, point=point)] + [
+    f"{POINT_FIGURES}flow_{fig}_seed{s}.png".format(dataset=DATASET, point=point)
+    for s in seeds
+    for fig in ("samples", "interpolation")
 ]
 
 
@@ -60,17 +62,17 @@ rule plot_flow_bpd:
         metrics=curve_input("flow"),
     output:
         png=report(
-            f"{FIGURES}/flow_bpd.png",
+            f"{POINT_FIGURES}flow_bpd.png",
             caption="../report/flow_bpd.rst",
             category="Flow",
             subcategory="training curves",
             labels={"figure": "bits/dim curves", "seed": "all"},
         ),
-        pdf=f"{FIGURES}/flow_bpd.pdf",
+        pdf=f"{POINT_FIGURES}flow_bpd.pdf",
     log:
-        "logs/plot/{dataset}/flow_bpd.log",
+        plot_log("flow_bpd"),
     benchmark:
-        "benchmarks/plot/{dataset}/flow_bpd.tsv"
+        plot_benchmark("flow_bpd")
     conda:
         ENV
     resources:
@@ -87,17 +89,17 @@ rule plot_flow_samples:
         snapshots=rules.train_flow.output.snapshots,
     output:
         png=report(
-            f"{FIGURES}/flow_samples_seed{{seed}}.png",
+            f"{POINT_FIGURES}flow_samples_seed{{seed}}.png",
             caption="../report/flow_samples.rst",
             category="Flow",
             subcategory="samples",
             labels={"figure": "samples over epochs", "seed": "{seed}"},
         ),
-        pdf=f"{FIGURES}/flow_samples_seed{{seed}}.pdf",
+        pdf=f"{POINT_FIGURES}flow_samples_seed{{seed}}.pdf",
     log:
-        "logs/plot/{dataset}/flow_samples_seed{seed}.log",
+        plot_log("flow_samples_seed{seed}"),
     benchmark:
-        "benchmarks/plot/{dataset}/flow_samples_seed{seed}.tsv"
+        plot_benchmark("flow_samples_seed{seed}")
     conda:
         ENV
     resources:
@@ -114,17 +116,17 @@ rule plot_flow_interpolation:
         model=rules.train_flow.output.model,
     output:
         png=report(
-            f"{FIGURES}/flow_interpolation_seed{{seed}}.png",
+            f"{POINT_FIGURES}flow_interpolation_seed{{seed}}.png",
             caption="../report/flow_interpolation.rst",
             category="Flow",
             subcategory="interpolation",
             labels={"figure": "latent interpolation", "seed": "{seed}"},
         ),
-        pdf=f"{FIGURES}/flow_interpolation_seed{{seed}}.pdf",
+        pdf=f"{POINT_FIGURES}flow_interpolation_seed{{seed}}.pdf",
     log:
-        "logs/plot/{dataset}/flow_interpolation_seed{seed}.log",
+        plot_log("flow_interpolation_seed{seed}"),
     benchmark:
-        "benchmarks/plot/{dataset}/flow_interpolation_seed{seed}.tsv"
+        plot_benchmark("flow_interpolation_seed{seed}")
     conda:
         ENV
     resources:

@@ -1,7 +1,7 @@
 # GAN: one training job per latent size x seed, and its figures (seed Fig. 4-6).
 
-MODEL_FIGURES["gan"] = lambda seeds: [f"{FIGURES}/gan_curves.png".format(dataset=DATASET)] + [
-    f"{FIGURES}/gan_{fig}_z{z}_seed{s}.png".format(dataset=DATASET)
+MODEL_FIGURES["gan"] = lambda seeds, point: [f"{POINT_FIGURES}gan_curves.png".format(dataset=DATASET, point=point)] + [
+    f"{POINT_FIGURES}gan_{fig}_z{z}_seed{s}.png".format(dataset=DATASET, point=point)
     for z in latent_sizes("gan")
     for s in seeds
     for fig in ("samples", "interpolation")
@@ -35,17 +35,17 @@ rule plot_gan_curves:
         metrics=curve_input("gan"),
     output:
         png=report(
-            f"{FIGURES}/gan_curves.png",
+            f"{POINT_FIGURES}gan_curves.png",
             caption="../report/gan_curves.rst",
             category="GAN",
             subcategory="training curves",
             labels={"figure": "losses and D outputs", "latent size": "all", "seed": "all"},
         ),
-        pdf=f"{FIGURES}/gan_curves.pdf",
+        pdf=f"{POINT_FIGURES}gan_curves.pdf",
     log:
-        "logs/plot/{dataset}/gan_curves.log",
+        plot_log("gan_curves"),
     benchmark:
-        "benchmarks/plot/{dataset}/gan_curves.tsv"
+        plot_benchmark("gan_curves")
     conda:
         ENV
     resources:
@@ -63,17 +63,17 @@ rule plot_gan_samples:
         snapshots=rules.train_gan.output.snapshots,
     output:
         png=report(
-            f"{FIGURES}/gan_samples_z{{latent}}_seed{{seed}}.png",
+            f"{POINT_FIGURES}gan_samples_z{{latent}}_seed{{seed}}.png",
             caption="../report/gan_samples.rst",
             category="GAN",
             subcategory="samples",
             labels={"figure": "samples over epochs", "latent size": "{latent}", "seed": "{seed}"},
         ),
-        pdf=f"{FIGURES}/gan_samples_z{{latent}}_seed{{seed}}.pdf",
+        pdf=f"{POINT_FIGURES}gan_samples_z{{latent}}_seed{{seed}}.pdf",
     log:
-        "logs/plot/{dataset}/gan_samples_z{latent}_seed{seed}.log",
+        plot_log("gan_samples_z{latent}_seed{seed}"),
     benchmark:
-        "benchmarks/plot/{dataset}/gan_samples_z{latent}_seed{seed}.tsv"
+        plot_benchmark("gan_samples_z{latent}_seed{seed}")
     conda:
         ENV
     resources:
@@ -90,17 +90,17 @@ rule plot_gan_interpolation:
         model=rules.train_gan.output.model,
     output:
         png=report(
-            f"{FIGURES}/gan_interpolation_z{{latent}}_seed{{seed}}.png",
+            f"{POINT_FIGURES}gan_interpolation_z{{latent}}_seed{{seed}}.png",
             caption="../report/gan_interpolation.rst",
             category="GAN",
             subcategory="interpolation",
             labels={"figure": "latent interpolation", "latent size": "{latent}", "seed": "{seed}"},
         ),
-        pdf=f"{FIGURES}/gan_interpolation_z{{latent}}_seed{{seed}}.pdf",
+        pdf=f"{POINT_FIGURES}gan_interpolation_z{{latent}}_seed{{seed}}.pdf",
     log:
-        "logs/plot/{dataset}/gan_interpolation_z{latent}_seed{seed}.log",
+        plot_log("gan_interpolation_z{latent}_seed{seed}"),
     benchmark:
-        "benchmarks/plot/{dataset}/gan_interpolation_z{latent}_seed{seed}.tsv"
+        plot_benchmark("gan_interpolation_z{latent}_seed{seed}")
     conda:
         ENV
     resources:

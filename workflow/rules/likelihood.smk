@@ -69,9 +69,9 @@ rule quadrature:
     output:
         metrics=run_file("quadrature.json", latent=2),
     log:
-        "logs/quadrature/{dataset}/{model}/z2/seed{seed}.log",
+        "logs/quadrature/{dataset}/{model}/{point}z2/seed{seed}.log",
     benchmark:
-        "benchmarks/quadrature/{dataset}/{model}/z2/seed{seed}.tsv"
+        "benchmarks/quadrature/{dataset}/{model}/{point}z2/seed{seed}.tsv"
     wildcard_constraints:
         model=alternatives("latent_variable"),
     conda:
@@ -118,17 +118,17 @@ rule plot_likelihood_sweep:
         unpack(get_likelihood_sweep_input),
     output:
         png=report(
-            f"{FIGURES}/likelihood_sweep_{{model}}_seed{{seed}}.png",
+            f"{POINT_FIGURES}likelihood_sweep_{{model}}_seed{{seed}}.png",
             caption="../report/likelihood_sweep.rst",
             category="Likelihood",
             subcategory="estimators against K",
             labels={"figure": "log p(x) against K", "model": "{model}", "seed": "{seed}"},
         ),
-        pdf=f"{FIGURES}/likelihood_sweep_{{model}}_seed{{seed}}.pdf",
+        pdf=f"{POINT_FIGURES}likelihood_sweep_{{model}}_seed{{seed}}.pdf",
     log:
-        "logs/plot/{dataset}/likelihood_sweep_{model}_seed{seed}.log",
+        plot_log("likelihood_sweep_{model}_seed{seed}"),
     benchmark:
-        "benchmarks/plot/{dataset}/likelihood_sweep_{model}_seed{seed}.tsv"
+        plot_benchmark("likelihood_sweep_{model}_seed{seed}")
     wildcard_constraints:
         model=alternatives("latent_variable"),
     conda:
@@ -138,3 +138,34 @@ rule plot_likelihood_sweep:
         runtime=10,
     script:
         "../scripts/plot_likelihood_sweep.py"
+
+
+rule plot_latent_gap:
+    input:
+        sweeps=get_latent_gap_input,
+    output:
+        csv=f"results/{{dataset}}/likelihood/{{point}}latent_gap_{{model}}.csv",
+        png=report(
+            f"{POINT_FIGURES}likelihood_gap_{{model}}.png",
+            caption="../report/likelihood_gap.rst",
+            category="Likelihood",
+            subcategory="naive MC against the latent size",
+            labels={"figure": "log p(x) against the latent size", "model": "{model}", "seed": "all"},
+        ),
+        pdf=f"{POINT_FIGURES}likelihood_gap_{{model}}.pdf",
+    log:
+        plot_log("likelihood_gap_{model}"),
+    benchmark:
+        plot_benchmark("likelihood_gap_{model}")
+    wildcard_constraints:
+        model=alternatives("latent_variable"),
+    conda:
+        ENV
+    resources:
+        mem_mb=1000,
+        runtime=10,
+    params:
+        k=max(config["likelihood"]["sweep_ks"]),
+        title=lambda w: f"{registry.get(w.model).title}: naive Monte Carlo against importance sampling",
+    script:
+        "../scripts/plot_latent_gap.py"

@@ -61,11 +61,11 @@ rule sample_quality:
     input:
         unpack(get_sample_quality_input),
     output:
-        "results/{dataset}/{model}/z{latent}/seed{seed}/quality.json",
+        f"{RUN}/quality.json",
     log:
-        "logs/quality/{dataset}/{model}/z{latent}/seed{seed}.log",
+        job_log("quality"),
     benchmark:
-        "benchmarks/quality/{dataset}/{model}/z{latent}/seed{seed}.tsv"
+        job_benchmark("quality")
     conda:
         ENV
     threads: 2

@@ -55,17 +55,17 @@ rule plot_elbo:
         metrics=curve_input(),
     output:
         png=report(
-            f"{FIGURES}/{{model}}_elbo.png",
+            f"{POINT_FIGURES}{{model}}_elbo.png",
             caption="../report/vae_elbo.rst",
             category="{model}",
             subcategory="training curves",
             labels={"figure": "ELBO curves", "latent size": "all", "seed": "all"},
         ),
-        pdf=f"{FIGURES}/{{model}}_elbo.pdf",
+        pdf=f"{POINT_FIGURES}{{model}}_elbo.pdf",
     log:
-        "logs/plot/{dataset}/{model}_elbo.log",
+        plot_log("{model}_elbo"),
     benchmark:
-        "benchmarks/plot/{dataset}/{model}_elbo.tsv"
+        plot_benchmark("{model}_elbo")
     wildcard_constraints:
         model=alternatives("latent_variable"),
     conda:
@@ -82,17 +82,17 @@ rule plot_latent_samples:
         snapshots=f"{RUN}/snapshots.pt",
     output:
         png=report(
-            f"{FIGURES}/{{model}}_samples_z{{latent}}_seed{{seed}}.png",
+            f"{POINT_FIGURES}{{model}}_samples_z{{latent}}_seed{{seed}}.png",
             caption="../report/vae_samples.rst",
             category="{model}",
             subcategory="samples",
             labels={"figure": "samples over epochs", "latent size": "{latent}", "seed": "{seed}"},
         ),
-        pdf=f"{FIGURES}/{{model}}_samples_z{{latent}}_seed{{seed}}.pdf",
+        pdf=f"{POINT_FIGURES}{{model}}_samples_z{{latent}}_seed{{seed}}.pdf",
     log:
-        "logs/plot/{dataset}/{model}_samples_z{latent}_seed{seed}.log",
+        plot_log("{model}_samples_z{latent}_seed{seed}"),
     benchmark:
-        "benchmarks/plot/{dataset}/{model}_samples_z{latent}_seed{seed}.tsv"
+        plot_benchmark("{model}_samples_z{latent}_seed{seed}")
     wildcard_constraints:
         model=alternatives("latent_variable"),
     conda:
@@ -113,17 +113,17 @@ rule plot_manifold:
         snapshots=run_file("snapshots.pt", latent=2),
     output:
         png=report(
-            f"{FIGURES}/{{model}}_manifold_z2_seed{{seed}}.png",
+            f"{POINT_FIGURES}{{model}}_manifold_z2_seed{{seed}}.png",
             caption="../report/vae_manifold.rst",
             category="{model}",
             subcategory="manifold",
             labels={"figure": "2-D manifold", "latent size": "2", "seed": "{seed}"},
         ),
-        pdf=f"{FIGURES}/{{model}}_manifold_z2_seed{{seed}}.pdf",
+        pdf=f"{POINT_FIGURES}{{model}}_manifold_z2_seed{{seed}}.pdf",
     log:
-        "logs/plot/{dataset}/{model}_manifold_z2_seed{seed}.log",
+        plot_log("{model}_manifold_z2_seed{seed}"),
     benchmark:
-        "benchmarks/plot/{dataset}/{model}_manifold_z2_seed{seed}.tsv"
+        plot_benchmark("{model}_manifold_z2_seed{seed}")
     wildcard_constraints:
         model=alternatives("latent_variable"),
     conda:

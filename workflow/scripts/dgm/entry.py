@@ -69,11 +69,12 @@ def start_torch_job(snakemake, *, passive_omp: bool = False) -> logging.Logger:
 def train_model(snakemake) -> None:
     """The training rule of any registered model: its task module's ``train`` with the model's
     config section, the run's latent size and seed, and the rule's paths."""
-    from dgm import registry
+    from dgm import experiments, registry
 
     p, out = snakemake.params, snakemake.output
     spec = registry.get(p.model)
     kill_after = os.environ.get("DGM_KILL_AFTER_EPOCH")  # fault injection for the resume tests
+    started = experiments.now()
     spec.task_module().train(
         spec=spec,
         cfg=dict(p.cfg),
@@ -88,6 +89,20 @@ def train_model(snakemake) -> None:
         sample_paths=dict(zip(p.sample_epochs, out.samples)),
         kill_after_epoch=int(kill_after) if kill_after else None,
     )
+    write_run_record(out.record, config=dict(p.run_config), started=started, model_path=out.model,
+                     repo_dir=Path(snakemake.scriptdir).parent.parent)
+
+
+def write_run_record(path, *, config: dict, started: str, model_path, repo_dir) -> None:
+    """The run's run.json (dgm.experiments.run_record), the device read from its model file."""
+    import torch
+
+    from dgm import experiments, io
+
+    device = torch.load(model_path, map_location="cpu", weights_only=True).get("device_name", "unknown")
+    record = experiments.run_record(config=config, started=started, ended=experiments.now(), device=device,
+                                    repo_dir=repo_dir, command=os.environ.get("DGM_COMMAND"))
+    io.write_json(record, path)
 
 
 def training_settings(cfg: dict) -> dict:

@@ -259,3 +259,103 @@ def plot_sample_size_bias(curves: dict[str, list[dict]], path: str | os.PathLike
     ax_kid.set_title("KID against sample size")
     ax_kid.legend(fontsize=7)
     _save(fig, path)
+
+
+def plot_latent_gap(table: "pandas.DataFrame", path: str | os.PathLike, *, k: int, title: str = "") -> None:
+    """The seed's §1.4b claim measured: importance-sampled and naive Monte Carlo log p(x) at ``k``
+    samples per image against the latent size (left), and their gap (right, log scale), with error
+    bars of ± one SD over repeats. ``table`` has one row per latent size: latent, importance,
+    importance_sd, naive, naive_sd, gap, gap_sd."""
+    table = table.sort_values("latent")
+    fig, (left, right) = plt.subplots(1, 2, figsize=(9.0, 3.4), constrained_layout=True)
+    for i, (name, label) in enumerate((("importance", "importance sampling from q(z|x)"),
+                                       ("naive", "naive Monte Carlo from p(z)"))):
+        left.errorbar(table["latent"], table[name], yerr=table[f"{name}_sd"], marker="o", ms=4, capsize=3,
+                      color=f"C{i}", label=label)
+    left.set_ylabel(f"mean log p(x) at K = {k} (nats)")
+    right.errorbar(table["latent"], table["gap"], yerr=table["gap_sd"], marker="o", ms=4, capsize=3, color="C3")
+    right.set_yscale("log")
+    right.set_ylabel("importance sampling − naive MC (nats)")
+    for ax in (left, right):
+        ax.set_xscale("log")
+        ax.set_xticks(list(table["latent"]), [str(z) for z in table["latent"]])
+        ax.set_xlabel("latent size")
+        ax.grid(alpha=0.3, which="both")
+    left.legend(fontsize=7)
+    if title:
+        fig.suptitle(title)
+    _save(fig, path)
+
+
+def plot_sweep(summary: "pandas.DataFrame", path: str | os.PathLike, *, parameter: str, metrics: list[str],
+               group: str = "latent", title: str = "") -> None:
+    """Each metric against a swept ``parameter`` (a column of ``summary``, the runs table over seeds:
+    ``<metric>`` means and ``<metric>_sd`` SDs), one line per value of ``group``, error bars ± one SD
+    over seeds."""
+    n = len(metrics)
+    cols = min(n, 3)
+    rows = math.ceil(n / cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(3.6 * cols, 2.8 * rows), squeeze=False, constrained_layout=True)
+    numeric = summary[parameter].map(lambda v: isinstance(v, (int, float))).all()
+    for ax, metric in zip(axes.flat, metrics):
+        for i, (value, part) in enumerate(summary.groupby(group, sort=True)):
+            part = part.sort_values(parameter) if numeric else part
+            x = part[parameter] if numeric else part[parameter].astype(str)
+            sd = part.get(f"{metric}_sd")
+            ax.errorbar(x, part[metric], yerr=None if sd is None else sd.fillna(0.0), marker="o", ms=4, capsize=3,
+                        color=f"C{i}", label=f"{group} {value}")
+        ax.set_title(metric, fontsize=8)
+        ax.set_xlabel(parameter)
+        ax.grid(alpha=0.3)
+    for ax in list(axes.flat)[n:]:
+        ax.set_axis_off()
+    axes.flat[0].legend(fontsize=7)
+    if title:
+        fig.suptitle(title)
+    _save(fig, path)
+
+
+def plot_study_curves(curves: dict[str, list[tuple[str, "pandas.DataFrame"]]], path: str | os.PathLike, *,
+                      columns: list[str], title: str = "") -> None:
+    """Two studies' training curves in one figure: one panel per column, one line per run, solid for
+    the new study and dashed for the baseline. ``curves`` maps "baseline"/"new" to [(run label, frame)]."""
+    n = len(columns)
+    cols = min(n, 3)
+    rows = math.ceil(n / cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(3.8 * cols, 2.8 * rows), squeeze=False, constrained_layout=True)
+    labels = sorted({label for runs in curves.values() for label, _ in runs})
+    color = {label: f"C{i % 10}" for i, label in enumerate(labels)}
+    for ax, column in zip(axes.flat, columns):
+        for study, style in (("baseline", "--"), ("new", "-")):
+            for label, frame in curves.get(study, []):
+                if column in frame:
+                    ax.plot(frame["epoch"], frame[column], ls=style, color=color[label], lw=1.2,
+                            label=f"{study}: {label}")
+        ax.set_title(column, fontsize=8)
+        ax.set_xlabel("epoch")
+        ax.grid(alpha=0.3)
+    for ax in list(axes.flat)[n:]:
+        ax.set_axis_off()
+    axes.flat[0].legend(fontsize=6)
+    if title:
+        fig.suptitle(title)
+    _save(fig, path)
+
+
+def plot_ais_sweep(sweep: "pandas.DataFrame", path: str | os.PathLike, *, title: str = "") -> None:
+    """Mean AIS log p(x) ± one standard error over images against the number of intermediate
+    distributions (symlog axis, so that 0 — importance sampling from the start — is on it), one
+    line per latent size; ``sweep`` has columns latent, steps, log_px, log_px_stderr."""
+    fig, ax = plt.subplots(figsize=(5.2, 3.4), constrained_layout=True)
+    for i, (latent, part) in enumerate(sweep.groupby("latent", sort=True)):
+        part = part.sort_values("steps")
+        ax.errorbar(part["steps"], part["log_px"], yerr=part["log_px_stderr"], marker="o", ms=4, capsize=3,
+                    color=f"C{i}", label=f"z = {latent}")
+    ax.set_xscale("symlog", linthresh=1)
+    ax.set_xlabel("intermediate distributions (0: importance sampling from the start)")
+    ax.set_ylabel("mean log p(x) (nats)")
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=7)
+    if title:
+        ax.set_title(title, fontsize=9)
+    _save(fig, path)

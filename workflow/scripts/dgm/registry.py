@@ -15,6 +15,9 @@ Capabilities, and the verbs a model with them provides (``dgm.models.GenerativeM
 - ``density``: ``log_prob(x, generator=None)`` and ``bpd``: test bits/dim (``evaluate_flow``).
 - ``decoder``: ``decode(z)`` -> images in [0, 1]: manifolds (2-d latents) and interpolations.
 
+Derived: ``decoder_likelihood`` (a decoder without an exact density): annealed importance sampling
+under a Gaussian observation model (and the model's own, for a latent-variable model), BDMC.
+
 This module imports nothing heavy, so Snakemake reads it while it builds the DAG.
 """
 from __future__ import annotations
@@ -49,11 +52,17 @@ class ModelSpec:
     def data_modelled(self) -> str:
         return DATA_KINDS[self.data]
 
+    @property
+    def decoder_likelihood(self) -> bool:
+        """A decoder from the standard-normal prior without an exact density: its log-likelihood is
+        estimated by annealed importance sampling (dgm.tasks.ais); a density model needs none."""
+        return self.decoder and not self.density
+
     def has(self, capability: str | None) -> bool:
         if capability is None:
             return True
-        if capability not in CAPABILITIES:
-            raise ValueError(f"unknown capability {capability!r}; use one of {CAPABILITIES}")
+        if capability not in CAPABILITIES + DERIVED_CAPABILITIES:
+            raise ValueError(f"unknown capability {capability!r}; use one of {CAPABILITIES + DERIVED_CAPABILITIES}")
         return getattr(self, capability)
 
     def model_type(self) -> type:
@@ -64,6 +73,7 @@ class ModelSpec:
 
 
 CAPABILITIES = ("sampler", "latent_variable", "density", "decoder")
+DERIVED_CAPABILITIES = ("decoder_likelihood",)  # properties of ModelSpec computed from the four above
 MODELS: dict[str, ModelSpec] = {}
 
 

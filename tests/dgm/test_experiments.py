@@ -1,0 +1,152 @@
+"""dgm.experiments: sweep points, run records, the runs table and the comparison of two studies."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from dgm import experiments, io, training
+
+
+def test_sweep_points_are_every_combination_in_order():
+    assert experiments.sweep_points(None) == [{}]
+    points = experiments.sweep_points({"hidden_dim": [64, 128], "lr": [0.001, 0.0005]})
+    assert points == [{"hidden_dim": 64, "lr": 0.001}, {"hidden_dim": 64, "lr": 0.0005},
+                      {"hidden_dim": 128, "lr": 0.001}, {"hidden_dim": 128, "lr": 0.0005}]
+    assert experiments.point_path(points[1]) == "hidden_dim~64/lr~0.0005/"
+    assert experiments.point_path({}) == ""
+    assert experiments.point_path({"learned_scale": True, "lr": 1e-5}) == "learned_scale~true/lr~1e-05/"
+    assert experiments.parse_point("hidden_dim~64/lr~0.0005/") == {"hidden_dim": "64", "lr": "0.0005"}
+    assert experiments.point_label("hidden_dim~64/lr~0.0005/") == "hidden_dim=64, lr=0.0005"
+
+
+def _config(sweep):
+    return {"models": ["vae"], "vae": {"hidden_dim": 500, "epochs": 3, "lr": 0.001}, "sweep": sweep}
+
+
+def _validate(cfg):
+    if not isinstance(cfg["vae"]["hidden_dim"], int) or cfg["vae"]["hidden_dim"] < 1:
+        raise ValueError("vae.hidden_dim must be a positive integer")
+
+
+@pytest.mark.parametrize("sweep, message", [
+    ({"gan": {"hidden_dim": [1]}}, "sweep.gan: not a model of this run"),
+    ({"vae": {"width": [1]}}, "sweep.vae.width: vae has no key 'width'"),
+    ({"vae": {"epochs": [1, 2]}}, "sweep.vae.epochs: epochs decides which files a run declares"),
+    ({"vae": {"hidden_dim": [64, 64]}}, "sweep.vae.hidden_dim: [64, 64] repeats a value"),
+    ({"vae": {"hidden_dim": [0]}}, "sweep.vae.hidden_dim: 0 is refused: vae.hidden_dim must be"),
+    ({"vae": {"lr": ["a/b"]}}, "sweep.vae.lr: 'a/b' cannot name a folder"),
+])
+def test_check_sweep_names_the_key(sweep, message):
+    with pytest.raises(ValueError, match=message.replace("[", r"\[").replace("]", r"\]")):
+        experiments.check_sweep(_config(sweep), _validate)
+    experiments.check_sweep(_config({"vae": {"hidden_dim": [64, 128]}}), _validate)  # a good sweep passes
+
+
+def test_config_hash_depends_on_what_defines_the_run_only():
+    base = dict(model="vae", section={"hidden_dim": 64, "lr": 0.001}, data={"name": "mnist", "raw_dir": "/a"},
+                latent=2, seed=0)
+    h = experiments.config_hash(experiments.run_config(**base))
+    assert h == experiments.config_hash(experiments.run_config(**{**base, "data": {"name": "mnist", "raw_dir": "/b"}}))
+    assert h != experiments.config_hash(experiments.run_config(**{**base, "section": {"hidden_dim": 32, "lr": 0.001}}))
+    assert h != experiments.config_hash(experiments.run_config(**{**base, "seed": 1}))
+    assert len(h) == 12
+
+
+def make_run(root, model, latent, seed, *, section, metrics, point=None, tests=None, quality=None):
+    """A run folder as the pipeline writes it: run.json, metrics.csv and result files."""
+    point = point or {}
+    d = root / "results" / "mnist" / model / f"{experiments.point_path(point)}z{latent}" / f"seed{seed}"
+    config = experiments.run_config(model=model, section=section, data={"name": "mnist"}, latent=latent, seed=seed,
+                                    point=point)
+    record = experiments.run_record(config=config, started="s", ended="e", device="cpu", repo_dir=root,
+                                    command="snakemake")
+    io.write_json(record, d / "run.json")
+    training.write_csv([{"epoch": 0, **metrics}, {"epoch": 2, "train_seconds": 1.5, **metrics}], d / "metrics.csv")
+    if tests:
+        io.write_json(tests, d / "test_metrics.json")
+    if quality:
+        io.write_json({"evaluations": [{"epoch": 1, "fid": 999.0}, {"epoch": 2, **quality}]}, d / "quality.json")
+    return d
+
+
+def test_runs_table_has_a_row_per_run_the_differing_settings_and_every_metric(tmp_path):
+    runs = [make_run(tmp_path, "vae", 2, s, section={"hidden_dim": h, "lr": 0.001}, point={"hidden_dim": h},
+                     metrics={"valid_nelbo": 150.0 + h / 10 + s}, tests={"test_nelbo": 151.0 + h / 10 + s},
+                     quality={"fid": 30.0 - s, "precision": 0.5})
+            for h in (32, 64) for s in (0, 1)]
+    runs.append(make_run(tmp_path, "gan", 8, 0, section={"hidden_dim": 8, "lr": 0.0002},
+                         metrics={"valid_d_loss": 1.3}, quality={"fid": 50.0}))
+    hyper, rows = experiments.runs_table(runs)
+    assert hyper == ["vae.hidden_dim"]  # lr is the same for every VAE; the GAN's own settings do not count
+    assert len(rows) == 5
+    first = rows[0]
+    assert (first["model"], first["point"], first["latent"], first["seed"]) == ("vae", "hidden_dim=32", 2, 0)
+    assert first["vae.hidden_dim"] == 32 and first["valid_nelbo"] == pytest.approx(153.2)
+    assert first["test_nelbo"] == pytest.approx(154.2) and first["fid"] == 30.0 and first["train_seconds"] == 1.5
+    assert "fid" in rows[-1] and "test_nelbo" not in rows[-1]  # the GAN has no test ELBO
+    summary = experiments.summarise(rows, hyper)
+    vae64 = next(r for r in summary if r["point"] == "hidden_dim=64")
+    assert vae64["seeds"] == "0 1" and vae64["valid_nelbo"] == pytest.approx(156.9)
+    assert vae64["valid_nelbo_sd"] == pytest.approx(2 ** -0.5) and vae64["valid_nelbo_n"] == 2
+    gan = next(r for r in summary if r["model"] == "gan")
+    assert gan["fid"] == 50.0 and gan["fid_sd"] is None
+
+
+def test_write_runs_and_the_command_line(tmp_path, capsys):
+    make_run(tmp_path, "vae", 2, 0, section={"hidden_dim": 32}, metrics={"valid_nelbo": 150.0})
+    make_run(tmp_path, "vae", 20, 0, section={"hidden_dim": 32}, metrics={"valid_nelbo": 110.0})
+    assert experiments.main(["runs", str(tmp_path / "results"), "--out", str(tmp_path / "out")]) == 0
+    assert "2 runs" in capsys.readouterr().out
+    rows = experiments.read_tsv(tmp_path / "out" / "runs.tsv")
+    assert [(r["latent"], r["valid_nelbo"]) for r in rows] == [(2, 150.0), (20, 110.0)]
+    page = (tmp_path / "out" / "runs.html").read_text()
+    assert page.count("<tr>") == 2 + 1 + 2 + 1 and "sortable" in page  # headers and rows of both tables
+
+
+def test_check_run_refuses_another_configuration(tmp_path):
+    d = make_run(tmp_path, "vae", 2, 0, section={"hidden_dim": 32}, metrics={"valid_nelbo": 150.0})
+    record = json.loads((d / "run.json").read_text())
+    assert experiments.check_run(d, record["config_hash"])["run"]["latent"] == 2
+    with pytest.raises(experiments.RunMismatch, match=r"run.json: this folder holds the run of configuration"):
+        experiments.check_run(d, "0123456789ab")
+    (d / "run.json").unlink()
+    with pytest.raises(experiments.RunMismatch, match="no readable run record"):
+        experiments.check_run(d, "0123456789ab")
+
+
+def test_compare_lists_every_metric_with_its_change_and_the_seeds_spread(tmp_path):
+    old = [{"dataset": "mnist", "model": "vae", "point": None, "latent": 2, "seed": s, "valid_nelbo": v,
+            "fid": 30.0, "epochs": 40} for s, v in ((0, 150.0), (1, 152.0))]
+    new = [{"dataset": "mnist", "model": "vae", "point": None, "latent": 2, "seed": s, "valid_nelbo": v,
+            "precision": 0.6, "epochs": 40} for s, v in ((0, 140.0), (1, 141.0))]
+    rows = {r["metric"]: r for r in experiments.compare(new, old)}
+    nelbo = rows["valid_nelbo"]
+    assert (nelbo["old"], nelbo["new"], nelbo["change"]) == (151.0, 140.5, -10.5)
+    assert nelbo["spread"] == pytest.approx(2 ** 0.5) and nelbo["exceeds_spread"] is True
+    assert nelbo["better"] == "better"  # lower -ELBO
+    assert rows["fid"]["only_in"] == "baseline" and rows["fid"]["new"] is None
+    assert rows["precision"]["only_in"] == "new" and rows["precision"]["old"] is None
+    assert rows["epochs"]["change"] == 0 and rows["epochs"]["better"] == ""
+    text = experiments.format_comparison(experiments.compare(new, old))
+    assert "valid_nelbo" in text and "only in baseline" in text and "only in new" in text and "-10.5" in text
+
+
+def test_compare_with_one_seed_cannot_judge_the_spread():
+    one = [{"dataset": "mnist", "model": "gan", "point": None, "latent": 8, "seed": 0, "fid": 50.0}]
+    row = experiments.compare([{**one[0], "fid": 40.0}], one)[0]
+    assert row["change"] == -10.0 and row["spread"] is None and row["exceeds_spread"] is None
+
+
+def test_compare_reads_results_folders_and_runs_tsv(tmp_path):
+    a, b = tmp_path / "a", tmp_path / "b"
+    make_run(a, "vae", 2, 0, section={"hidden_dim": 32}, metrics={"valid_nelbo": 150.0})
+    make_run(b, "vae", 2, 0, section={"hidden_dim": 64}, metrics={"valid_nelbo": 140.0})
+    experiments.write_runs(experiments.find_runs(a / "results"), a / "runs.tsv", a / "s.tsv", a / "runs.html")
+    for baseline in (a / "results", a / "runs.tsv"):
+        rows = experiments.compare_studies(b / "results", baseline, tmp_path / "c.tsv")
+        assert [(r["metric"], r["change"]) for r in rows if r["metric"] == "valid_nelbo"] == [("valid_nelbo", -10.0)]
+    assert "valid_nelbo" in (tmp_path / "c.tsv").read_text()
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(FileNotFoundError, match="no run folders"):
+        experiments.load_runs(tmp_path / "empty")

@@ -1,0 +1,584 @@
+"""Experiments, not just a run: run records, a table of every run, and a comparison with a baseline.
+
+- ``run.json`` in every run folder (written by the training job) says what produced the run: the
+  configuration that defines it (the model's config section, the data section, latent size, seed
+  and sweep point) and its hash, the git commit and whether the tree was dirty, package versions,
+  the device, start and end time and the command line.
+- ``runs_table`` turns run folders into one row per run: its keys, the hyperparameters that differ
+  between the runs, and every metric its result files hold; ``summarise`` groups the rows over seeds
+  (mean ± SD), the habit of ``dvc exp show``.
+- ``compare`` puts two studies side by side, metric by metric (``dvc metrics diff``): old, new,
+  change, and whether the change exceeds the seeds' spread.
+
+``python -m dgm.experiments runs RESULTS`` and ``python -m dgm.experiments compare NEW BASELINE``
+do the same without Snakemake (RESULTS: a results folder; NEW and BASELINE: a results folder or a
+runs.tsv).
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import hashlib
+import html
+import json
+import math
+import os
+import platform
+import statistics
+import subprocess
+import sys
+from datetime import datetime, timezone
+from importlib import metadata
+from pathlib import Path
+
+RUN_RECORD = "run.json"
+RECORD_VERSION = 1
+PACKAGES = ["torch", "torchvision", "numpy", "scipy", "pandas", "matplotlib", "snakemake", "torchmetrics", "prdc"]
+KEYS = ["dataset", "model", "point", "latent", "seed"]  # what names a run (point: the sweep point, "" if none)
+
+# Metrics of a run, by result file: (file in the run folder, how to read it). Lower is better unless
+# the name is in HIGHER_IS_BETTER. A metric a run lacks is simply absent from its row.
+HIGHER_IS_BETTER = {"parzen", "precision", "recall", "density", "coverage", "ais_log_px", "valid_d_real"}
+
+
+# -- sweeps: points of a model's hyperparameters, each a folder level of its runs' paths
+
+# Keys that decide which files a training job declares (its sample grids, snapshots): a sweep over
+# them would need other rules for each point; compare separate studies instead.
+NOT_SWEEPABLE = ("latent_sizes", "epochs", "sample_epochs", "manifold_epochs", "quality_epochs")
+
+
+def sweep_points(sweep: dict | None) -> list[dict]:
+    """Every combination of one model's swept values (``{key: [values]}``), in the given order;
+    one empty point when nothing is swept."""
+    points = [{}]
+    for key, values in (sweep or {}).items():
+        points = [{**p, key: v} for p in points for v in values]
+    return points
+
+
+def _path_value(value) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        return format(value, "g")
+    return str(value)
+
+
+def point_path(point: dict) -> str:
+    """The folders a sweep point adds to its runs' paths: ``hidden_dim~256/lr~0.001/`` ("" for none)."""
+    return "".join(f"{k}~{_path_value(v)}/" for k, v in point.items())
+
+
+def parse_point(text: str) -> dict[str, str]:
+    """``point_path``'s folders back to {key: value as written}."""
+    return dict(part.split("~", 1) for part in text.strip("/").split("/") if part)
+
+
+def point_label(point: dict | str) -> str:
+    """A sweep point for tables and legends: "hidden_dim=256, lr=0.001" ("" for none)."""
+    items = parse_point(point).items() if isinstance(point, str) else ((k, _path_value(v)) for k, v in point.items())
+    return ", ".join(f"{k}={v}" for k, v in items)
+
+
+def apply_point(section: dict, point: dict) -> dict:
+    return {**section, **point}
+
+
+def check_sweep(config: dict, validate) -> None:
+    """Refuse a sweep over an unknown section or key, a key that shapes the DAG, a value the schema
+    refuses (``validate(config)`` raises with the key's path) or one that cannot be a folder name;
+    each message names ``sweep.<section>.<key>``."""
+    for section, keys in (config.get("sweep") or {}).items():
+        if section not in config.get("models", []):
+            raise ValueError(f"config key sweep.{section}: not a model of this run (models: {config['models']})")
+        for key, values in keys.items():
+            where = f"sweep.{section}.{key}"
+            if key not in config[section]:
+                raise ValueError(f"config key {where}: {section} has no key {key!r}")
+            if key in NOT_SWEEPABLE:
+                raise ValueError(f"config key {where}: {key} decides which files a run declares and cannot be "
+                                 "swept; run separate studies and compare them instead")
+            if len(set(map(_path_value, values))) != len(values):
+                raise ValueError(f"config key {where}: {values} repeats a value")
+            for value in values:
+                text = _path_value(value)
+                if isinstance(value, (list, dict)) or not text or any(c in text for c in "/{}~ \t\n"):
+                    raise ValueError(f"config key {where}: {value!r} cannot name a folder (a number, word or "
+                                     "boolean without '/', '~', braces or spaces)")
+                trial = {**config, section: {**config[section], key: value}}
+                try:
+                    validate(trial)
+                except ValueError as e:
+                    raise ValueError(f"config key {where}: {value!r} is refused: {e}") from None
+
+
+# -- run records
+
+
+def run_config(*, model: str, section: dict, data: dict, latent: int, seed: int, point: dict | None = None) -> dict:
+    """What defines a run, and nothing else: the model's config section (sweep values applied), the
+    data section without the folder the files came from (their md5s identify the data), latent size,
+    seed and sweep point."""
+    return {
+        "model": model,
+        model: dict(section),
+        "data": {k: v for k, v in data.items() if k != "raw_dir"},
+        "latent": int(latent),
+        "seed": int(seed),
+        "point": dict(point or {}),
+    }
+
+
+def config_hash(config: dict) -> str:
+    """A short, stable hash of a run's configuration (canonical JSON)."""
+    text = json.dumps(config, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+def git_state(repo_dir: str | os.PathLike) -> dict:
+    """The pipeline checkout's commit and whether its tracked files have uncommitted changes."""
+    def git(*args):
+        return subprocess.run(["git", *args], cwd=repo_dir, capture_output=True, text=True, timeout=20)
+
+    try:
+        head = git("rev-parse", "HEAD")
+        if head.returncode != 0:
+            return {"commit": None, "dirty": None}
+        dirty = bool(git("status", "--porcelain", "--untracked-files=no").stdout.strip())
+        return {"commit": head.stdout.strip(), "dirty": dirty}
+    except (OSError, subprocess.SubprocessError):
+        return {"commit": None, "dirty": None}
+
+
+def package_versions(names=PACKAGES) -> dict[str, str]:
+    out = {"python": platform.python_version()}
+    for name in names:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = "not installed"
+    return out
+
+
+def now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def run_record(*, config: dict, started: str, ended: str, device: str, repo_dir, command: str | None) -> dict:
+    """The contents of run.json."""
+    return {
+        "version": RECORD_VERSION,
+        "run": {k: config[k] for k in ("model", "latent", "seed", "point")},
+        "config": config,
+        "config_hash": config_hash(config),
+        "git": git_state(repo_dir),
+        "packages": package_versions(),
+        "device": device,
+        "host": platform.node(),
+        "started": started,
+        "ended": ended,
+        "command": command,
+    }
+
+
+def read_run_record(run_dir: str | os.PathLike) -> dict:
+    path = Path(run_dir) / RUN_RECORD
+    try:
+        record = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as e:
+        raise RunMismatch(f"{path}: no readable run record ({e})") from None
+    if record.get("version") != RECORD_VERSION:
+        raise RunMismatch(f"{path}: run record version {record.get('version')}, expected {RECORD_VERSION}")
+    return record
+
+
+class RunMismatch(ValueError):
+    """A run folder whose run.json is missing or describes another configuration than the one asked for."""
+
+    user_facing = True  # an entry script logs the message alone (dgm.entry)
+
+
+def check_run(run_dir: str | os.PathLike, expected_hash: str) -> dict:
+    """The run record of ``run_dir``, refusing a folder that holds another configuration's run (e.g. a
+    changed hyperparameter with ``--rerun-triggers mtime`` or ``--touch``, which keep the old files)."""
+    record = read_run_record(run_dir)
+    if record["config_hash"] != expected_hash:
+        raise RunMismatch(
+            f"{Path(run_dir) / RUN_RECORD}: this folder holds the run of configuration {record['config_hash']}, "
+            f"but the configuration asks for {expected_hash}; rerun its training (delete the folder or run "
+            "snakemake with --forcerun on it) instead of reusing it")
+    return record
+
+
+# -- the runs table
+
+
+def _read_json(path: Path) -> dict:
+    return json.loads(path.read_text())
+
+
+def _last_row(path: Path) -> dict:
+    with open(path, newline="") as f:
+        rows = list(csv.DictReader(f))
+    return rows[-1] if rows else {}
+
+
+def _number(value):
+    if isinstance(value, bool) or value is None:
+        return None
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        return None
+    return v if math.isfinite(v) else None
+
+
+def run_metrics(run_dir: str | os.PathLike) -> dict[str, float]:
+    """Every metric the result files of one run folder hold, by name (absent files are skipped)."""
+    d = Path(run_dir)
+    out: dict[str, float] = {}
+    if (d / "metrics.csv").exists():
+        last = _last_row(d / "metrics.csv")
+        out["epochs"] = _number(last.get("epoch"))
+        for k, v in last.items():
+            if k.startswith("valid_") and _number(v) is not None:
+                out[k] = _number(v)
+        with open(d / "metrics.csv", newline="") as f:
+            seconds = [_number(r.get("train_seconds")) for r in csv.DictReader(f)]
+        out["train_seconds"] = sum(s for s in seconds if s is not None)
+    for name in ("test_metrics.json", "test_nll.json"):
+        if (d / name).exists():
+            for k, v in _read_json(d / name).items():
+                if k.startswith("test_") and _number(v) is not None:
+                    out[k] = _number(v)
+    if (d / "quadrature.json").exists():
+        out["quadrature_log_px"] = _number(_read_json(d / "quadrature.json").get("log_px"))
+    if (d / "quality.json").exists():
+        evaluations = _read_json(d / "quality.json")["evaluations"]
+        last = max(evaluations, key=lambda e: e["epoch"])
+        for k in ("fid", "kid_mean", "kid_std", "precision", "recall", "density", "coverage", "parzen_mean"):
+            if _number(last.get(k)) is not None:
+                out["parzen" if k == "parzen_mean" else k] = _number(last[k])
+    if (d / "ais.json").exists():
+        ais = _read_json(d / "ais.json")
+        for key, name in (("ais", "ais_log_px"), ("ais_gaussian", "ais_gaussian_log_px"), ("sigma", "ais_sigma"),
+                          ("parzen_gaussian", "parzen_gaussian")):
+            if _number(ais.get(key)) is not None:
+                out[name] = _number(ais[key])
+    if (d / "bdmc.json").exists():
+        out["bdmc_gap"] = _number(_read_json(d / "bdmc.json").get("gap"))
+    return {k: v for k, v in out.items() if v is not None}
+
+
+def _flatten(prefix: str, obj) -> dict:
+    if isinstance(obj, dict):
+        return {k: v for key, val in obj.items() for k, v in _flatten(f"{prefix}.{key}", val).items()}
+    return {prefix: json.dumps(obj) if isinstance(obj, list) else obj}
+
+
+def find_runs(results_dir: str | os.PathLike) -> list[Path]:
+    """Every run folder (one holding run.json) under ``results_dir``, in path order."""
+    return sorted(p.parent for p in Path(results_dir).rglob(RUN_RECORD))
+
+
+def runs_table(run_dirs) -> tuple[list[str], list[dict]]:
+    """One row per run: its keys, config hash, commit, the hyperparameters that differ between the
+    runs (``<model>.<key>``), then every metric. Returns (hyperparameter columns, rows)."""
+    rows, configs = [], []
+    for d in run_dirs:
+        record = read_run_record(d)
+        cfg = record["config"]
+        settings = _flatten(cfg["model"], cfg[cfg["model"]])
+        settings.update(_flatten("data", cfg["data"]))
+        configs.append(settings)
+        point = ",".join(f"{k}={v}" for k, v in cfg["point"].items())
+        rows.append({
+            "dataset": cfg["data"].get("name", ""), "model": cfg["model"], "point": point, "latent": cfg["latent"],
+            "seed": cfg["seed"], "config_hash": record["config_hash"],
+            "commit": (record["git"]["commit"] or "unknown")[:10] + ("+dirty" if record["git"]["dirty"] else ""),
+            "run_dir": str(d), **run_metrics(d),
+        })
+    differing = []
+    for k in sorted({k for c in configs for k in c}):
+        owner = k.split(".")[0]  # a model's own settings differ only between runs of that model
+        values = {json.dumps(c.get(k), sort_keys=True) for c, r in zip(configs, rows)
+                  if owner == "data" or r["model"] == owner}
+        if len(values) > 1 and not k.endswith(".latent_sizes"):  # the latent size is a column of its own
+            differing.append(k)
+    for row, settings in zip(rows, configs):
+        for k in differing:
+            row[k] = settings.get(k)
+    return differing, rows
+
+
+def metric_columns(rows: list[dict]) -> list[str]:
+    fixed = set(KEYS) | {"config_hash", "commit", "run_dir"}
+    seen: list[str] = []
+    for r in rows:
+        seen += [k for k in r if k not in seen and k not in fixed and "." not in k and isinstance(r[k], (int, float))]
+    return seen
+
+
+def summarise(rows: list[dict], hyper: list[str]) -> list[dict]:
+    """Rows grouped over seeds: per setting (every key but the seed, and the differing
+    hyperparameters), each metric's mean, its SD over seeds and the number of seeds."""
+    metrics = metric_columns(rows)
+    groups: dict[tuple, list[dict]] = {}
+    for r in rows:
+        key = tuple(r.get(k) for k in ("dataset", "model", "point", "latent", *hyper))
+        groups.setdefault(key, []).append(r)
+    out = []
+    for key, group in groups.items():
+        row = dict(zip(("dataset", "model", "point", "latent", *hyper), key))
+        row["seeds"] = " ".join(str(r["seed"]) for r in sorted(group, key=lambda r: r["seed"]))
+        for m in metrics:
+            values = [r[m] for r in group if r.get(m) is not None]
+            if values:
+                row[m] = statistics.fmean(values)
+                row[f"{m}_sd"] = statistics.stdev(values) if len(values) > 1 else None
+                row[f"{m}_n"] = len(values)
+        out.append(row)
+    return out
+
+
+def write_tsv(rows: list[dict], path: str | os.PathLike, columns: list[str] | None = None) -> None:
+    from dgm import io
+
+    if columns is None:
+        columns = []
+        for r in rows:
+            columns += [k for k in r if k not in columns]
+    with io.atomic_path(path) as tmp, open(tmp, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=columns, delimiter="\t", restval="", extrasaction="ignore",
+                           lineterminator="\n")
+        w.writeheader()
+        for r in rows:
+            w.writerow({k: _cell(r.get(k)) for k in columns})
+
+
+def _cell(v):
+    if v is None:
+        return ""
+    if isinstance(v, float):
+        return f"{v:.6g}"
+    return v
+
+
+def _parse_cell(key: str, text: str):
+    if text == "":
+        return None
+    if key in ("point", "config_hash", "commit", "seeds", "run_dir", "dataset", "model"):
+        return text
+    for parse in (int, float):
+        try:
+            return parse(text)
+        except ValueError:
+            pass
+    return text
+
+
+def read_tsv(path: str | os.PathLike) -> list[dict]:
+    with open(path, newline="") as f:
+        return [{k: _parse_cell(k, v) for k, v in r.items()} for r in csv.DictReader(f, delimiter="\t")]
+
+
+HTML_PAGE = """<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>{title}</title>
+<style>
+body {{ font-family: sans-serif; margin: 1.5em; }} table {{ border-collapse: collapse; font-size: 0.85em; }}
+th, td {{ border: 1px solid #ccc; padding: 0.2em 0.5em; text-align: right; }}
+th {{ cursor: pointer; background: #eee; }}
+td.text {{ text-align: left; }}
+</style></head><body>
+<h1>{title}</h1>
+<p>{intro}</p>
+{tables}
+<script>
+// Click a column header to sort by it (numbers as numbers, again to reverse).
+document.querySelectorAll("table.sortable th").forEach((th, col) => th.addEventListener("click", () => {{
+  const body = th.closest("table").tBodies[0];
+  const rows = Array.from(body.rows);
+  const dir = th.dataset.dir === "asc" ? -1 : 1;
+  th.dataset.dir = dir === 1 ? "asc" : "desc";
+  const value = r => {{ const t = r.cells[col].dataset.v ?? r.cells[col].textContent; const n = parseFloat(t);
+                       return isNaN(n) ? t : n; }};
+  rows.sort((a, b) => {{ const x = value(a), y = value(b);
+    return (typeof x === "number" && typeof y === "number" ? x - y : String(x).localeCompare(String(y))) * dir; }});
+  rows.forEach(r => body.appendChild(r));
+}}));
+</script></body></html>
+"""
+
+
+def _html_table(caption: str, columns: list[str], rows: list[dict]) -> str:
+    head = "".join(f"<th>{html.escape(c)}</th>" for c in columns)
+    body = []
+    for r in rows:
+        cells = []
+        for c in columns:
+            v = r.get(c)
+            if isinstance(v, float):
+                sd = r.get(f"{c}_sd")
+                text = f"{v:.4g}" + (f" ± {sd:.2g}" if isinstance(sd, float) else "")
+                cells.append(f'<td data-v="{v!r}">{html.escape(text)}</td>')
+            else:
+                cells.append(f'<td class="text">{html.escape("" if v is None else str(v))}</td>')
+        body.append("<tr>" + "".join(cells) + "</tr>")
+    return (f'<h2>{html.escape(caption)}</h2><table class="sortable"><thead><tr>{head}</tr></thead>'
+            f"<tbody>{''.join(body)}</tbody></table>")
+
+
+def write_runs(run_dirs, tsv_path, summary_path, html_path) -> tuple[list[dict], list[dict]]:
+    """runs.tsv (one row per run), its summary over seeds, and a sortable HTML page of both."""
+    hyper, rows = runs_table(run_dirs)
+    metrics = metric_columns(rows)
+    columns = KEYS + hyper + ["config_hash", "commit"] + metrics + ["run_dir"]
+    write_tsv(rows, tsv_path, columns)
+    summary = summarise(rows, hyper)
+    summary_columns = ["dataset", "model", "point", "latent", *hyper, "seeds"]
+    summary_columns += [c for m in metrics for c in (m, f"{m}_sd", f"{m}_n")]
+    write_tsv(summary, summary_path, summary_columns)
+    from dgm import io
+
+    page = HTML_PAGE.format(
+        title="Runs", intro=html.escape(f"{len(rows)} runs; columns beside the keys are the hyperparameters that "
+                                        "differ between runs, then every metric (click a header to sort)."),
+        tables=_html_table("Every run", columns[:-1], rows)
+        + _html_table("Over seeds: mean ± SD", ["dataset", "model", "point", "latent", *hyper, "seeds", *metrics],
+                      summary))
+    io.write_text(html_path, page)
+    return rows, summary
+
+
+# -- comparing two studies
+
+
+def load_runs(source: str | os.PathLike) -> list[dict]:
+    """The runs of a study: from a runs.tsv, or from the run folders of a results folder."""
+    source = Path(source)
+    if source.is_file():
+        return read_tsv(source)
+    if not source.is_dir():
+        raise FileNotFoundError(f"{source}: neither a runs.tsv nor a results folder")
+    runs = find_runs(source)
+    if not runs:
+        raise FileNotFoundError(f"{source}: no run folders (no {RUN_RECORD} below it)")
+    return runs_table(runs)[1]
+
+
+def _setting(row: dict) -> tuple:
+    return (row.get("dataset") or "", row["model"], row.get("point") or "", int(row["latent"]))
+
+
+def compare(new_rows: list[dict], old_rows: list[dict]) -> list[dict]:
+    """Every metric present in both studies, per setting (dataset, model, sweep point, latent size),
+    averaged over seeds: old, new, change, relative change, and whether the change exceeds the seeds'
+    spread (|change| > the larger SD over seeds; unknown with one seed on both sides). Metrics present
+    in only one study are listed with the other side empty."""
+    def grouped(rows):
+        out: dict[tuple, dict[str, list[float]]] = {}
+        for r in rows:
+            for m in metric_columns([r]):
+                out.setdefault(_setting(r), {}).setdefault(m, []).append(r[m])
+        return out
+
+    new, old = grouped(new_rows), grouped(old_rows)
+    rows = []
+    for setting in sorted(set(new) | set(old)):
+        metrics_new, metrics_old = new.get(setting, {}), old.get(setting, {})
+        for m in list(dict.fromkeys([*metrics_old, *metrics_new])):
+            a, b = metrics_old.get(m), metrics_new.get(m)
+            row = dict(zip(("dataset", "model", "point", "latent"), setting), metric=m,
+                       old=statistics.fmean(a) if a else None, new=statistics.fmean(b) if b else None,
+                       old_seeds=len(a or []), new_seeds=len(b or []))
+            if a and b:
+                row["change"] = row["new"] - row["old"]
+                row["relative"] = row["change"] / abs(row["old"]) if row["old"] else None
+                spreads = [statistics.stdev(v) for v in (a, b) if len(v) > 1]
+                row["spread"] = max(spreads) if spreads else None
+                row["exceeds_spread"] = None if row["spread"] is None else abs(row["change"]) > row["spread"]
+                row["better"] = _better(m, row["change"])
+            else:
+                row["only_in"] = "baseline" if a else "new"
+            rows.append(row)
+    return rows
+
+
+def _better(metric: str, change: float) -> str:
+    if change == 0 or metric in ("epochs", "test_nelbo_stderr") or metric.endswith(("_stderr", "_std", "seconds")):
+        return ""
+    higher = any(metric == h or metric.startswith(h) for h in HIGHER_IS_BETTER)
+    return "better" if (change > 0) == higher else "worse"
+
+
+COMPARE_COLUMNS = ["dataset", "model", "point", "latent", "metric", "old", "new", "change", "relative", "spread",
+                   "exceeds_spread", "better", "old_seeds", "new_seeds", "only_in"]
+
+
+def format_comparison(rows: list[dict]) -> str:
+    """The comparison as aligned text, one line per metric (what ``compare`` prints)."""
+    def cell(v):
+        if v is None:
+            return "–"
+        if isinstance(v, bool):
+            return "yes" if v else "no"
+        if isinstance(v, float):
+            return f"{v:.4g}"
+        return str(v)
+
+    header = ["setting", "metric", "old", "new", "change", "beyond seeds' spread", ""]
+    lines = [header]
+    for r in rows:
+        setting = f"{r['model']}{' [' + r['point'] + ']' if r['point'] else ''} z{r['latent']}"
+        change = cell(r.get("change")) if "change" in r else f"only in {r['only_in']}"
+        rel = f" ({100 * r['relative']:+.1f}%)" if r.get("relative") is not None else ""
+        lines.append([setting, r["metric"], cell(r["old"]), cell(r["new"]), change + rel,
+                      cell(r.get("exceeds_spread")) if "change" in r else "", r.get("better", "")])
+    widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
+    return "\n".join("  ".join(c.ljust(w) for c, w in zip(line, widths)).rstrip() for line in lines)
+
+
+def compare_studies(new: str | os.PathLike, baseline: str | os.PathLike, output_path=None) -> list[dict]:
+    rows = compare(load_runs(new), load_runs(baseline))
+    if output_path is not None:
+        write_tsv(rows, output_path, COMPARE_COLUMNS)
+    return rows
+
+
+def curve_pairs(new_dir: str | os.PathLike, old_dir: str | os.PathLike) -> dict[str, list[tuple[str, Path, dict]]]:
+    """metrics.csv of every run of both studies, by model: [(study label, path, run keys)]."""
+    out: dict[str, list] = {}
+    for label, root in (("baseline", old_dir), ("new", new_dir)):
+        if not Path(root).is_dir():
+            continue
+        for d in find_runs(root):
+            record = read_run_record(d)
+            if (d / "metrics.csv").exists():
+                out.setdefault(record["run"]["model"], []).append((label, d / "metrics.csv", record["run"]))
+    return out
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m dgm.experiments", description=__doc__.split("\n\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    runs = sub.add_parser("runs", help="write runs.tsv, runs_summary.tsv and runs.html for a results folder")
+    runs.add_argument("results", help="a results folder (every run.json below it is a run)")
+    runs.add_argument("--out", help="folder for the three files (default: the results folder)")
+    cmp = sub.add_parser("compare", help="every metric of NEW against BASELINE")
+    cmp.add_argument("new", help="a results folder or a runs.tsv")
+    cmp.add_argument("baseline", help="a results folder or a runs.tsv")
+    cmp.add_argument("--out", help="also write the comparison as this TSV file")
+    args = parser.parse_args(argv)
+    if args.command == "runs":
+        out = Path(args.out or args.results)
+        rows, summary = write_runs(find_runs(args.results), out / "runs.tsv", out / "runs_summary.tsv",
+                                   out / "runs.html")
+        print(f"{len(rows)} runs, {len(summary)} settings: {out / 'runs.tsv'}, {out / 'runs.html'}")
+    else:
+        print(format_comparison(compare_studies(args.new, args.baseline, args.out)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

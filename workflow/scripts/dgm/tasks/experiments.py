@@ -1,0 +1,126 @@
+"""Rules runs, compare, plot_sweep and plot_latent_gap as plain functions (dgm.experiments does the work)."""
+from __future__ import annotations
+
+import logging
+import math
+from pathlib import Path
+
+from dgm import experiments, io, registry
+
+log = logging.getLogger("dgm")
+
+
+def runs_table(*, run_dirs: list[str], expected: dict[str, str], tsv_path: str, summary_path: str,
+               html_path: str) -> list[dict]:
+    """runs.tsv, runs_summary.tsv and runs.html of this configuration's runs; a run folder whose
+    run.json carries another configuration's hash is refused, naming the folder."""
+    for d in run_dirs:
+        experiments.check_run(d, expected[d])
+    rows, summary = experiments.write_runs(run_dirs, tsv_path, summary_path, html_path)
+    log.info("%d runs, %d settings over seeds: %s", len(rows), len(summary), tsv_path)
+    return rows
+
+
+def _study_root(source: Path) -> Path:
+    """The working directory a runs.tsv's relative run folders start from (<wd>/results/runs/runs.tsv)."""
+    return source.parents[2] if source.is_file() else source.parent
+
+
+def _curves(source: Path) -> list[tuple[str, dict, Path]]:
+    """(model, run keys, metrics.csv) of every run of a study given as a results folder or a runs.tsv."""
+    if source.is_dir():
+        runs = [(experiments.read_run_record(d)["run"], d) for d in experiments.find_runs(source)]
+        return [(r["model"], r, d / "metrics.csv") for r, d in runs if (d / "metrics.csv").exists()]
+    root = _study_root(source)
+    out = []
+    for row in experiments.read_tsv(source):
+        d = Path(row["run_dir"])
+        d = d if d.is_absolute() else root / d
+        if (d / "metrics.csv").exists():
+            out.append((row["model"], {k: row.get(k) for k in ("point", "latent", "seed")}, d / "metrics.csv"))
+    return out
+
+
+def _run_label(keys: dict) -> str:
+    point = keys.get("point") or ""
+    point = experiments.point_label(point) if isinstance(point, dict) or "~" in str(point) else str(point)
+    return ", ".join(x for x in (point, f"z{keys['latent']}", f"seed {keys['seed']}") if x)
+
+
+def compare(*, runs_path: str, baseline: str, output_path: str, curve_paths: dict[str, str]) -> list[dict]:
+    """Every metric of this study (its runs.tsv) against ``baseline`` (a results folder or runs.tsv),
+    written as a TSV and logged as text, and each model's training curves of both studies in one figure."""
+    import pandas as pd
+
+    from dgm import plotting
+
+    baseline_path = Path(baseline)
+    rows = experiments.compare_studies(runs_path, baseline_path, output_path)
+    log.info("this study against %s:\n%s", baseline, experiments.format_comparison(rows))
+    new, old = _curves(Path(runs_path)), _curves(baseline_path)
+    for model, path in curve_paths.items():
+        curves = {study: [(_run_label(keys), pd.read_csv(csv)) for m, keys, csv in runs if m == model]
+                  for study, runs in (("baseline", old), ("new", new))}
+        frames = [f for runs in curves.values() for _, f in runs]
+        columns = list(dict.fromkeys(c for f in frames for c in f.columns if c.startswith("valid_")))
+        if not columns:
+            raise ValueError(f"no validation curves of {model} in either study to draw in {path}")
+        plotting.plot_study_curves(curves, path, columns=columns,
+                                   title=f"{registry.get(model).title}: this study (solid) against {baseline} (dashed)")
+    return rows
+
+
+# Metrics a sweep figure shows when a run has them (the rest stay in runs.tsv).
+SWEEP_METRICS = ["valid_nelbo", "test_nelbo", "test_nll", "test_bpd", "valid_bpd", "fid", "kid_mean", "precision",
+                 "recall", "density", "coverage", "parzen", "valid_d_loss", "valid_g_loss", "train_seconds"]
+
+
+def plot_sweep(*, summary_path: str, model: str, key: str, output_path: str) -> None:
+    """Each metric of ``model``'s runs against the swept ``key`` (error bars over seeds)."""
+    import pandas as pd
+
+    from dgm import plotting
+
+    summary = pd.DataFrame(experiments.read_tsv(summary_path))
+    column = f"{model}.{key}"
+    part = summary[summary["model"] == model]
+    if column not in part or part[column].isna().all():
+        raise ValueError(f"{summary_path}: no column {column}; is {key} swept for {model} (config sweep.{model})?")
+    metrics = [m for m in SWEEP_METRICS if m in part and part[m].notna().any()]
+    plotting.plot_sweep(part, output_path, parameter=column, metrics=metrics,
+                        title=f"{registry.get(model).title}: sweep over {key} (mean ± SD over seeds)")
+
+
+def latent_gap(*, sweep_paths: list[str], k: int, output_csv: str, output_png: str, title: str = "") -> list[dict]:
+    """The seed's §1.4b argument as a curve: from every latent size's estimator sweep, importance
+    sampling and naive Monte Carlo at K = ``k`` (mean over repeats and seeds, ± SD over repeats) and
+    their gap, per latent size; a table and a figure."""
+    import pandas as pd
+
+    from dgm import plotting
+
+    frames = [pd.read_csv(p) for p in sweep_paths]
+    sweep = pd.concat(frames, ignore_index=True)
+    at_k = sweep[(sweep["k"] == k) & sweep["estimator"].isin(["importance", "naive"])]
+    missing = sorted(set(sweep["latent"]) - set(at_k["latent"]))
+    if missing:
+        raise ValueError(f"no estimates at K = {k} for latent sizes {missing}: add {k} to likelihood.sweep_ks")
+    wide = at_k.pivot_table(index=["latent", "repeat"], columns="estimator", values="log_px", aggfunc="mean")
+    wide["gap"] = wide["importance"] - wide["naive"]
+    rows = []
+    for latent, part in wide.groupby(level="latent"):
+        row = {"latent": int(latent), "k": k, "repeats": len(part)}
+        for name in ("importance", "naive", "gap"):
+            row[name] = float(part[name].mean())
+            row[f"{name}_sd"] = float(part[name].std()) if len(part) > 1 else 0.0
+        rows.append(row)
+    if any(not math.isfinite(v) for r in rows for v in r.values() if isinstance(v, float)):
+        raise io.NonFiniteResult(f"{output_csv}: a non-finite estimate in {sweep_paths}")
+    from dgm import training
+
+    training.write_csv(rows, output_csv)
+    plotting.plot_latent_gap(pd.DataFrame(rows), output_png, k=k, title=title)
+    for r in rows:
+        log.info("z = %d: importance %.2f, naive %.2f, gap %.2f ± %.2f nats", r["latent"], r["importance"],
+                 r["naive"], r["gap"], r["gap_sd"])
+    return rows
