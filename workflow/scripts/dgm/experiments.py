@@ -361,7 +361,7 @@ def _cell(v):
     if v is None:
         return ""
     if isinstance(v, float):
-        return f"{v:.6g}"
+        return repr(v)  # every digit: a comparison against this file must see no rounding
     return v
 
 
