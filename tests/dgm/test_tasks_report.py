@@ -313,7 +313,7 @@ def test_every_section_renders_text_tables_and_maths_in_both_formats(results, tm
     assert "$\\mathcal{L}_D = \\log 4 = 1.386$" in by_id["gan"]["tex"]
     assert "<th>$\\mathcal{L}_D$" not in by_id["gan"]["html"] and "<math" in by_id["gan"]["html"]
     assert "$\\mathcal{L}_D$ & $\\mathcal{L}_G$" in by_id["gan"]["tex"]  # column labels as maths
-    assert "2 blocks" not in by_id["flow"]["html"] and "1 blocks" in by_id["flow"]["html"]  # the run's, not a default
+    assert "1 block of two affine" in by_id["flow"]["html"]  # the run's architecture, not a default
     assert "142.50 \\ensuremath{\\pm} 0.71" in by_id["vae"]["tex"] and "142.50 ± 0.71" in by_id["vae"]["html"]
     assert "Adam with lr 0.001, batch 64, 2 epochs" in re.sub(r"\s+", " ", by_id["vae"]["html"])
 
