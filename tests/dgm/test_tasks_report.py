@@ -305,8 +305,8 @@ def test_every_section_renders_text_tables_and_maths_in_both_formats(results, tm
         assert out["title"] and out["html"] and out["tex"], section["id"]
         if section["id"] != "comparison":  # whose seed-study table quotes dgm.seed_study's plain text
             assert "\\_" not in re.sub(r"\\texttt\{[^}]*\}", "", out["tex"]), section["id"]  # no escaped maths
-        assert out["html"].count("<table>") == out["tex"].count("\\begin{tabular}") >= 1, section["id"]
-        assert out["tex"].count("\\begin{tabular}") == len(re.findall(r"\\caption\{", out["tex"]))
+        tables = out["tex"].count("\\begin{tabular}") + out["tex"].count("\\begin{longtable}")
+        assert out["html"].count("<table>") == tables == len(re.findall(r"\\caption\{", out["tex"])) >= 1, section["id"]
         assert "raw::" not in out["html"] and "<table>" not in out["tex"]
     by_id = {s["id"]: renderer.section(s) for s in sections}
     assert by_id["vae"]["title"] == "Variational auto-encoder"
@@ -316,6 +316,20 @@ def test_every_section_renders_text_tables_and_maths_in_both_formats(results, tm
     assert "1 block of two affine" in by_id["flow"]["html"]  # the run's architecture, not a default
     assert "142.50 \\ensuremath{\\pm} 0.71" in by_id["vae"]["tex"] and "142.50 ± 0.71" in by_id["vae"]["html"]
     assert "Adam with lr 0.001, batch 64, 2 epochs" in re.sub(r"\s+", " ", by_id["vae"]["html"])
+
+
+def test_a_long_table_breaks_across_pages_and_a_column_needs_its_values():
+    renderer = report.Renderer(TEMPLATES, CAPTIONS, {})
+    rows = [{"job": f"train/{i}", "seconds": f"{i}.0"} for i in range(31)]
+    section = {"id": "jobs", "template": "provenance", "figures": [], "data": {
+        "splits": {"dataset": "mnist", "n_train": 1, "n_valid": 1, "n_test": 1, "binarization": "static",
+                   "binarize_seed": 1, "split_seed": 0, "official_md5": True},
+        "seeds": [0], "device": "cpu", "runs": [], "md5": [], "packages": [],
+        "benchmarks": [{**r, "max_rss": "1"} for r in rows]}}
+    tex = renderer.section(section)["tex"]
+    assert tex.count("\\begin{longtable}") == 1 and "train/30 & 30.0 & 1" in tex  # one long table, 31 rows
+    with pytest.raises(ValueError, match=r"no column \['max_rss'\]"):
+        renderer.section({**section, "data": {**section["data"], "benchmarks": rows}})
 
 
 def test_figure_captions_come_from_the_caption_files_with_the_run_config():
