@@ -11,8 +11,9 @@ with K samples per image through the z = 20 VAE, ``dgm.estimators.importance_sam
 
 Columns:
 
-- ``s/10k``: seconds of training per epoch per 10,000 images (fit's ``train_seconds``, the best
-  epoch of ``--epochs``; the estimator: seconds per 10,000 images at ``--k``).
+- ``s/10k``: seconds of training per epoch per 10,000 images (fit's ``train_seconds``; the best of
+  ``--epochs`` epochs, the loops of one model taking turns epoch by epoch so that changing load from
+  other processes hits them alike; the estimator: seconds per 10,000 images at ``--k``).
 - ``GFLOP/s``: the step's FLOPs, counted analytically (2 in out per linear layer per row and
   matmul; a layer runs 3 matmuls in training -- forward, input gradient, weight gradient -- 2 when its
   input needs no gradient or its weights are frozen, 1 under no_grad), over that time.
@@ -31,7 +32,7 @@ together (``torch.cat``; dropout draws independent masks per row either way); ``
 the VAE's and the flow's loss (Inductor; on a CPU it needs a C++ compiler). A variant that fails
 prints its error instead of times.
 
-``--quick`` (a few minutes on two CPU cores) trains on 2,000 images (the flow on 512) for 2 epochs,
+``--quick`` (a few minutes on two CPU cores) trains on 2,000 images (the flow on 512) for 3 epochs,
 runs the estimator at K = 100 and leaves out the variants (``--variants`` brings them back).
 Load from other processes distorts every time: the load average is printed with the table.
 Asserts nothing; exits 0.
@@ -136,21 +137,21 @@ class MNISTLike(torch.utils.data.Dataset):
         return self.transform(Image.fromarray(self.images[i].numpy(), mode="L")), 0
 
 
-def plain_loop(step: Callable[[torch.Tensor], None], images: torch.Tensor, batch_size: int, epochs: int,
-               device: torch.device, drop_last: bool = False) -> float:
-    """Best seconds per epoch of ``step(batch)`` fed by a shuffling DataLoader over MNISTLike."""
-    kwargs = {"num_workers": 1, "pin_memory": True} if device.type == "cuda" else {}  # as pytorch/examples' VAE
-    loader = torch.utils.data.DataLoader(MNISTLike(images), batch_size=batch_size, shuffle=True,
-                                         drop_last=drop_last, **kwargs)
-    best = math.inf
-    for _ in range(epochs):
-        sync(device)
-        t0 = time.perf_counter()
-        for x, _ in loader:
-            step(x.to(device))
-        sync(device)
-        best = min(best, time.perf_counter() - t0)
-    return best
+def plain_loader(images: torch.Tensor, batch_size: int, device: torch.device, drop_last: bool = False):
+    """A shuffling DataLoader over MNISTLike, set up as pytorch/examples' VAE sets it up."""
+    kwargs = {"num_workers": 1, "pin_memory": True} if device.type == "cuda" else {}
+    return torch.utils.data.DataLoader(MNISTLike(images), batch_size=batch_size, shuffle=True,
+                                       drop_last=drop_last, **kwargs)
+
+
+def plain_epoch(step: Callable[[torch.Tensor], None], loader, device: torch.device) -> float:
+    """Seconds of one epoch of ``step(batch)`` over ``loader``."""
+    sync(device)
+    t0 = time.perf_counter()
+    for x, _ in loader:
+        step(x.to(device))
+    sync(device)
+    return time.perf_counter() - t0
 
 
 def plain_vae_step(model, opt) -> Callable:
@@ -287,38 +288,75 @@ def cases(args, valid_binary, valid_gray, valid_pixels) -> list[Case]:
         return build
 
     n, n_flow = args.images, args.flow_images
-    out = [
-        Case("vae z=20", vae(VAE, VAEConfig(latent_dim=20)), 128, vae_layers(128), n),
-        Case("iwae z=20 k=5", vae(IWAE, IWAEConfig(latent_dim=20, k=5)), 128, vae_layers(128, 5), n),
-        Case("gan", gan(), 64, gan_layers, n, drop_last=True),
-        Case("flow", flow(), 128, flow_layers, n_flow),
+    groups = [
+        [Case("vae z=20", vae(VAE, VAEConfig(latent_dim=20)), 128, vae_layers(128), n)],
+        [Case("iwae z=20 k=5", vae(IWAE, IWAEConfig(latent_dim=20, k=5)), 128, vae_layers(128, 5), n)],
+        [Case("gan", gan(), 64, gan_layers, n, drop_last=True)],
+        [Case("flow", flow(), 128, flow_layers, n_flow)],
     ]
     if args.variants:
-        out += [
-            Case("+ gan, joint D pass", gan(JointDiscriminatorTrainer, plain=False), 64, gan_layers, n, drop_last=True),
-            Case("+ vae, torch.compile", vae(VAE, VAEConfig(latent_dim=20), compiled=True), 128, vae_layers(128), n),
-            Case("+ flow, torch.compile", flow(compiled=True), 128, flow_layers, n_flow),
-        ]
-    return out
+        groups[0].append(Case("+ vae, torch.compile", vae(VAE, VAEConfig(latent_dim=20), compiled=True), 128,
+                              vae_layers(128), n))
+        groups[2].append(Case("+ gan, joint D pass", gan(JointDiscriminatorTrainer, plain=False), 64, gan_layers, n,
+                              drop_last=True))
+        groups[3].append(Case("+ flow, torch.compile", flow(compiled=True), 128, flow_layers, n_flow))
+    return groups
 
 
-def run_case(case: Case, train: torch.Tensor, args) -> dict:
-    torch.manual_seed(0)
-    trainer, prepare, plain_step = case.build()
-    x = train[: case.images]
-    rows, _ = training.fit(trainer, x, epochs=args.epochs, batch_size=case.batch_size,
-                           generator=torch.Generator(device=args.device).manual_seed(0), checkpoint_path=None,
-                           metrics_path=None, prepare_batch=prepare, device=args.device, drop_last=case.drop_last)
-    seconds = min(r["train_seconds"] for r in rows[1:])
-    n_steps = len(x) // case.batch_size if case.drop_last else math.ceil(len(x) / case.batch_size)
-    step_flops = flops(case.layers)
-    result = {"name": case.name, "batch": case.batch_size, "s10k": seconds * 10_000 / len(x),
-              "gflop_step": step_flops / 1e9, "gflops": step_flops * n_steps / seconds / 1e9,
-              "matmul": matmul_gflops(case.layers, args.device, args.matmul_seconds)}
-    if plain_step is not None:
-        plain = plain_loop(plain_step, x.cpu(), case.batch_size, args.epochs, args.device, case.drop_last)
-        result["plain_s10k"] = plain * 10_000 / len(x)
-    return result
+def run_group(group: list[Case], train: torch.Tensor, args) -> list[dict]:
+    """One model's rows: its pipeline loop, plain loop and variants take turns, an epoch each, so that
+    load from other processes changing over the run hits them alike; the best epoch of each counts."""
+    runners = []  # (case name, "pipeline" or "plain", one epoch -> seconds)
+    errors: dict[str, Exception] = {}  # a variant that does not work here, e.g. torch.compile without a compiler
+    for case in group:
+        torch.manual_seed(0)
+        try:
+            trainer, prepare, plain_step = case.build()
+        except Exception as e:
+            errors[case.name] = e
+            continue
+        x = train[: case.images]
+        g = torch.Generator(device=args.device).manual_seed(0)
+
+        def pipeline_epoch(trainer=trainer, x=x, g=g, prepare=prepare, case=case):
+            rows, _ = training.fit(trainer, x, epochs=1, batch_size=case.batch_size, generator=g,
+                                   checkpoint_path=None, metrics_path=None, prepare_batch=prepare,
+                                   device=args.device, drop_last=case.drop_last)
+            return rows[-1]["train_seconds"]  # the epoch's training, without fit's validation pass
+        runners.append((case.name, "pipeline", pipeline_epoch))
+        if plain_step is not None:
+            loader = plain_loader(x.cpu(), case.batch_size, args.device, case.drop_last)
+            runners.append((case.name, "plain", lambda step=plain_step, loader=loader: plain_epoch(step, loader,
+                                                                                                   args.device)))
+    best: dict[tuple[str, str], float] = {}
+    matmul = {case.name: 0.0 for case in group}  # the best GFLOP/s of the plain matmuls, measured in turn too
+    for _ in range(args.epochs):
+        for name, what, run in runners:
+            if name in errors:
+                continue
+            try:
+                best[name, what] = min(best.get((name, what), math.inf), run())
+            except Exception as e:
+                errors[name] = e
+        for case in group:
+            matmul[case.name] = max(matmul[case.name], matmul_gflops(case.layers, args.device, args.matmul_seconds))
+    results = []
+    for case in group:
+        if case.name in errors:
+            e = errors[case.name]
+            results.append({"name": case.name, "error": f"{type(e).__name__}: {str(e).splitlines()[0][:80]}"})
+            continue
+        n = case.images
+        seconds = best[case.name, "pipeline"]
+        n_steps = n // case.batch_size if case.drop_last else math.ceil(n / case.batch_size)
+        step_flops = flops(case.layers)
+        result = {"name": case.name, "batch": case.batch_size, "s10k": seconds * 10_000 / n,
+                  "gflop_step": step_flops / 1e9, "gflops": step_flops * n_steps / seconds / 1e9,
+                  "matmul": matmul[case.name]}
+        if (case.name, "plain") in best:
+            result["plain_s10k"] = best[case.name, "plain"] * 10_000 / n
+        results.append(result)
+    return results
 
 
 def run_estimator(test_binary: torch.Tensor, args) -> dict:
@@ -347,17 +385,6 @@ def run_estimator(test_binary: torch.Tensor, args) -> dict:
                 chunks.append(log_px_z + log_standard_normal(z) - log_normal_diag(z, mu, logvar))
             torch.logsumexp(torch.cat(chunks), 0)
 
-    times = {}
-    for name, fn in (("pipeline", pipeline), ("plain", plain)):
-        fn()  # warm-up
-        best = math.inf
-        for _ in range(args.epochs):
-            sync(args.device)
-            t0 = time.perf_counter()
-            fn()
-            sync(args.device)
-            best = min(best, time.perf_counter() - t0)
-        times[name] = best
     # One batch of images: the encoder once, the decoder on K samples per image in chunks of `chunk` samples.
     chunk = min(args.k, max(1, 16384 // batch))
     full, rest = divmod(args.k, chunk)
@@ -365,10 +392,20 @@ def run_estimator(test_binary: torch.Tensor, args) -> dict:
                                       Layer(samples * batch, 500, 784, "f", times)]
     per_batch = [Layer(batch, 784, 500, "f"), Layer(batch, 500, 20, "f"), Layer(batch, 500, 20, "f")]
     per_batch += decoder(chunk, full) + (decoder(rest, 1) if rest else [])
+
+    times, matmul = {"pipeline": math.inf, "plain": math.inf}, 0.0
+    for _ in range(args.epochs):  # taking turns, as run_group's loops
+        for name, fn in (("pipeline", pipeline), ("plain", plain)):
+            sync(args.device)
+            t0 = time.perf_counter()
+            fn()
+            sync(args.device)
+            times[name] = min(times[name], time.perf_counter() - t0)
+        matmul = max(matmul, matmul_gflops(per_batch, args.device, args.matmul_seconds))
     n_batches = len(x) / batch
     return {"name": f"IS estimator K={args.k}", "batch": batch, "s10k": times["pipeline"] * 10_000 / len(x),
             "gflop_step": flops(per_batch) / 1e9, "gflops": flops(per_batch) * n_batches / times["pipeline"] / 1e9,
-            "matmul": matmul_gflops(per_batch, args.device, args.matmul_seconds),
+            "matmul": matmul,
             "plain_s10k": times["plain"] * 10_000 / len(x)}
 
 
@@ -378,7 +415,7 @@ def main():
     ap.add_argument("--quick", action="store_true", help="fewer images and a smaller K: a few minutes on two cores")
     ap.add_argument("--device", default="auto")
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--epochs", type=int, default=2, help="timed epochs; the best one counts")
+    ap.add_argument("--epochs", type=int, default=3, help="timed epochs of each loop; the best one counts")
     ap.add_argument("--images", type=int, help="training images of the VAE, IWAE and GAN [10,000; quick: 2,000]")
     ap.add_argument("--flow-images", type=int, help="training images of the flow [2,560; quick: 512]")
     ap.add_argument("--k", type=int, help="importance samples per image in the estimator row [1000; quick: 100]")
@@ -411,12 +448,9 @@ def main():
     big = 2048 if args.device.type == "cpu" else 8192
     peak = matmul_gflops([Layer(big, big, big, "f")], args.device, args.matmul_seconds)
     results = []
-    for case in cases(args, valid_binary, valid.float() / 255, valid):
-        print(f"running {case.name} ...", file=sys.stderr, flush=True)
-        try:
-            results.append(run_case(case, train, args))
-        except Exception as e:  # a variant that does not work here (e.g. torch.compile without a compiler)
-            results.append({"name": case.name, "error": f"{type(e).__name__}: {str(e).splitlines()[0][:80]}"})
+    for group in cases(args, valid_binary, valid.float() / 255, valid):
+        print(f"running {', '.join(case.name for case in group)} ...", file=sys.stderr, flush=True)
+        results += run_group(group, train, args)
     print("running the IS estimator ...", file=sys.stderr, flush=True)
     results.append(run_estimator(test_binary, args))
 
