@@ -77,8 +77,10 @@ def test_by_setting_groups_runs_in_order():
 
 
 def test_run_key_reads_the_results_layout_and_names_a_bad_path():
-    assert run_key("results/mnist/vae/z20/seed3/model.pt") == {"dataset": "mnist", "model": "vae", "latent": 20,
-                                                               "seed": 3}
+    assert run_key("results/mnist/vae/z20/seed3/model.pt") == {"dataset": "mnist", "model": "vae", "point": "",
+                                                               "latent": 20, "seed": 3}
+    swept = run_key("results/mnist/vae/hidden_dim~64/lr~0.001/z2/seed0/quality.json")  # a sweep point's run
+    assert swept == {"dataset": "mnist", "model": "vae", "point": "hidden_dim=64, lr=0.001", "latent": 2, "seed": 0}
     with pytest.raises(ValueError, match="notes.txt"):
         run_key("results/notes.txt")
 

@@ -64,6 +64,11 @@ def by_setting(records: list[dict], *keys: str) -> list[tuple[tuple, dict[str, l
     return [(key, {f: [r.get(f) for r in group] for f in group[0]}) for key, group in groups.items()]
 
 
+def latent_cell(latent, point: str = ""):
+    """A table's latent-size cell: the size, or for a sweep point's runs "20 (hidden_dim=256)"."""
+    return f"{latent} ({point})" if point else latent
+
+
 def number_ranges(numbers) -> str:
     """Integers as compact ranges: [3, 4, 5, 9] -> '3–5, 9'."""
     numbers = sorted(set(numbers))

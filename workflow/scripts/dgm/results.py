@@ -1,5 +1,6 @@
-"""Reading the results tree, whose run folders are results/{dataset}/{model}/z{latent}/seed{seed}/,
-and Snakemake's benchmark files."""
+"""Reading the results tree, whose run folders are results/{dataset}/{model}/{point}z{latent}/seed{seed}/
+({point}: a sweep point's folders, e.g. "hidden_dim~256/", none outside a sweep), and Snakemake's
+benchmark files."""
 from __future__ import annotations
 
 import csv
@@ -10,10 +11,18 @@ from pathlib import Path
 
 
 def run_key(path: str | os.PathLike) -> dict:
-    """dataset, model, latent and seed from a results path .../{dataset}/{model}/z{latent}/seed{seed}/file."""
+    """dataset, model, sweep point, latent and seed from a run file's path
+    .../{dataset}/{model}/[<key>~<value>/...]z{latent}/seed{seed}/file; ``point`` is the sweep point
+    as "key=value, ..." ("" outside a sweep)."""
     parts = Path(path).parts
     try:
-        return {"dataset": parts[-5], "model": parts[-4], "latent": int(parts[-3][1:]), "seed": int(parts[-2][4:])}
+        latent, seed = int(parts[-3][1:]), int(parts[-2][4:])
+        i = len(parts) - 4
+        point = []
+        while "~" in parts[i]:  # a sweep point's folders, innermost last
+            point.insert(0, parts[i].replace("~", "=", 1))
+            i -= 1
+        return {"dataset": parts[i - 1], "model": parts[i], "point": ", ".join(point), "latent": latent, "seed": seed}
     except (IndexError, ValueError):
         raise ValueError(f"{path}: not a run file of the form .../<model>/z<latent>/seed<seed>/<file>") from None
 
@@ -49,9 +58,12 @@ def _num(v):
     return v
 
 
+RUN_KEY = ("model", "point", "latent", "seed")  # what tells runs of one study apart
+
+
 def by_run(paths, read=read_json) -> dict[tuple, object]:
-    """{(model, latent, seed): read(path)} for result files of several runs."""
-    return {tuple(run_key(p)[k] for k in ("model", "latent", "seed")): read(p) for p in paths}
+    """{(model, point, latent, seed): read(path)} for result files of several runs."""
+    return {tuple(run_key(p)[k] for k in RUN_KEY): read(p) for p in paths}
 
 
 def curve_summary(metrics_path, best: str | None = None) -> dict:

@@ -13,7 +13,8 @@ def train_seconds(benchmarks: list[str], key: dict) -> float | None:
     """Wall time of a run's training job from its Snakemake benchmark file, when there is one."""
     from dgm.results import read_benchmark
 
-    suffix = f"/train/{key['dataset']}/{key['model']}/z{key['latent']}/seed{key['seed']}.tsv"
+    point = "".join(f"{part.replace('=', '~', 1)}/" for part in key["point"].split(", ")) if key["point"] else ""
+    suffix = f"/train/{key['dataset']}/{key['model']}/{point}z{key['latent']}/seed{key['seed']}.tsv"
     path = next((p for p in benchmarks if Path(p).as_posix().endswith(suffix)), None)
     record = read_benchmark(path) if path else None
     return float(record["s"]) if record else None
@@ -23,7 +24,7 @@ def run_summaries(inputs: dict[str, list[str]]) -> list[dict]:
     """One record per trained run with what the comparison shows: parameters, training wall time,
     likelihood where the model has one, final sample quality, and the last epoch's metrics row
     (where the values the seed reports are found)."""
-    from dgm.results import by_run, model_records, read_csv
+    from dgm.results import RUN_KEY, by_run, model_records, read_csv
 
     likelihood = {  # (model, latent, seed) -> {"nll": nats, "nll_stderr", "bpd", "method", "k"}
         run: {"nll": t["test_nll"], "nll_stderr": t["test_nll_stderr"], "bpd": t["test_nll_bpd"],
@@ -41,10 +42,10 @@ def run_summaries(inputs: dict[str, list[str]]) -> list[dict]:
 
     out = []
     for record in (r for m in registry.MODELS for r in model_records(inputs.get("models", []), m)):
-        run = (record["model"], record["latent"], record["seed"])
+        run = tuple(record[k] for k in RUN_KEY)
         q = quality.get(run, {})
         out.append({
-            **{k: record[k] for k in ("model", "latent", "seed", "parameters", "epochs", "device")},
+            **{k: record[k] for k in ("model", "point", "latent", "seed", "parameters", "epochs", "device")},
             **{"nll": None, "nll_stderr": None, "bpd": None, "method": None, "k": None}, **likelihood.get(run, {}),
             "fid": q.get("fid"), "parzen": q.get("parzen_mean"), "parzen_stderr": q.get("parzen_stderr"),
             "train_seconds": train_seconds(inputs.get("benchmarks", []), record),
@@ -65,9 +66,10 @@ def report_section(inputs: dict[str, list[str]]) -> dict | None:
     for r in runs:
         r["order"] = order[r["model"]]
     rows = []
-    for (_, model, latent), col in by_setting(runs, "order", "model", "latent"):
+    for (_, model, point, latent), col in by_setting(runs, "order", "model", "point", "latent"):
         spec = registry.get(model)
-        rows.append({"model": spec.title, "latent": latent, "seeds": seeds_label(col["seed"]),
+        title = f"{spec.title} [{point}]" if point else spec.title
+        rows.append({"model": title, "latent": latent, "seeds": seeds_label(col["seed"]),
                      "data": spec.data_modelled, "nll": seed_cell(col["nll"], errors=col["nll_stderr"]),
                      "bpd": seed_cell(col["bpd"], 3), "fid": seed_cell(col["fid"]),
                      "parzen": seed_cell(col["parzen"], 1, errors=col["parzen_stderr"]),

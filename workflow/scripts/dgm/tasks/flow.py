@@ -152,7 +152,7 @@ def report_section(inputs: dict[str, list[str]], spec=None) -> dict | None:
     """The flow section of the report: bits/dim (over the seeds) beside the seed's value, Fig. 7-9
     (text: report/sections/flow.rst.j2)."""
     from dgm import registry
-    from dgm.formatting import by_setting, captioned_figures, seed_cell, seeds_label
+    from dgm.formatting import by_setting, captioned_figures, latent_cell, seed_cell, seeds_label
     from dgm.results import curve_summary, model_records, read_json
 
     if not inputs.get("flow_metrics"):
@@ -160,12 +160,13 @@ def report_section(inputs: dict[str, list[str]], spec=None) -> dict | None:
     spec = spec or registry.get("flow")
     runs = [{**read_json(test_path), **curve_summary(metrics_path, best="valid_bpd")}
             for metrics_path, test_path in zip(inputs["flow_metrics"], inputs["flow_tests"])]
-    ((_, col),) = by_setting(runs, "latent")
-    row = {"seeds": seeds_label(col["seed"]), "epochs": seed_cell(col["epochs"]),
-           **{k: seed_cell(col[k], 3) for k in ("train_bpd", "valid_bpd", "best_valid")},
-           "test_bpd": seed_cell(col["test_bpd"], 3, errors=col["test_bpd_stderr"]), "k": seed_cell(col["k"]),
-           "test_nll": seed_cell(col["test_nll"], 1), "parameters": seed_cell(col["parameters"]),
-           "s_epoch": seed_cell(col["s_epoch"], 1)}
+    rows = [{"setting": latent_cell(latent, point), "seeds": seeds_label(col["seed"]),
+             "epochs": seed_cell(col["epochs"]),
+             **{k: seed_cell(col[k], 3) for k in ("train_bpd", "valid_bpd", "best_valid")},
+             "test_bpd": seed_cell(col["test_bpd"], 3, errors=col["test_bpd_stderr"]), "k": seed_cell(col["k"]),
+             "test_nll": seed_cell(col["test_nll"], 1), "parameters": seed_cell(col["parameters"]),
+             "s_epoch": seed_cell(col["s_epoch"], 1)}
+            for (point, latent), col in by_setting(runs, "point", "latent")]
     record = model_records(inputs.get("models", []), "flow")[0]
     d, opts = record["description"], record["options"]
     return {
@@ -173,7 +174,8 @@ def report_section(inputs: dict[str, list[str]], spec=None) -> dict | None:
         "data": {"long_title": spec.long_title, "n_blocks": d["n_blocks"], "hidden": d["hidden_dim"],
                  "learned_scale": d["learned_scale"], "alpha": d["alpha"], "lr": opts["lr"],
                  "batch_size": opts["batch_size"], "grad_clip": opts["grad_clip"], "seed_valid_bpd": FLOW_VALID_BPD,
-                 "course_target_bpd": COURSE_TARGET_BPD, "runs": [row]},
+                 "course_target_bpd": COURSE_TARGET_BPD, "runs": rows,
+                 "swept": any(r["point"] for r in runs)},
         "figures": captioned_figures(inputs.get("flow_figures", []), {
             "flow_bpd": "flow_bpd", "flow_samples": "flow_samples", "flow_interpolation": "flow_interpolation"}),
     }

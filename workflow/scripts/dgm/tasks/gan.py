@@ -126,27 +126,29 @@ def report_section(inputs: dict[str, list[str]], spec=None) -> dict | None:
     outright (``dominated_epochs`` of each run's validation D(x) and D(G(z))), and the seed's Fig. 4-6
     (text: report/sections/gan.rst.j2)."""
     from dgm import registry
-    from dgm.formatting import by_setting, captioned_figures, seed_cell, seeds_label
+    from dgm.formatting import by_setting, captioned_figures, latent_cell, seed_cell, seeds_label
     from dgm.results import curve_summary, model_records, read_csv
 
     if not inputs.get("gan_metrics"):
         return None
     spec = spec or registry.get("gan")
-    records = {(r["latent"], r["seed"]): r for r in model_records(inputs.get("models", []), "gan")}
+    records = {(r["point"], r["latent"], r["seed"]): r for r in model_records(inputs.get("models", []), spec.name)}
     runs, dominated = [], []
     for metrics_path in inputs["gan_metrics"]:
         run = curve_summary(metrics_path)
-        record = records[(run["latent"], run["seed"])]
+        record = records[(run["point"], run["latent"], run["seed"])]
         runs.append({**run, "parameters": record["parameters"], "generator": record["parts"]["generator"]})
         curve = read_csv(metrics_path)
         won = dominated_epochs([r["valid_d_real"] for r in curve], [r["valid_d_fake"] for r in curve],
                                tol=GANTrainer.dominance_tol, run=GANTrainer.dominance_epochs)
         if won:
-            dominated.append({"title": spec.title, "latent": run["latent"], "seed": run["seed"],
+            title = f"{spec.title} [{run['point']}]" if run["point"] else spec.title
+            dominated.append({"title": title, "latent": run["latent"], "seed": run["seed"],
                               "epochs": [curve[i]["epoch"] for i in won]})
     rows = []
-    for (latent,), col in by_setting(runs, "latent"):
-        rows.append({"latent": latent, "seeds": seeds_label(col["seed"]), "epochs": seed_cell(col["epoch"]),
+    for (point, latent), col in by_setting(runs, "point", "latent"):
+        rows.append({"latent": latent_cell(latent, point), "seeds": seeds_label(col["seed"]),
+                     "epochs": seed_cell(col["epoch"]),
                      **{k: seed_cell(col[k], 3) for k in ("train_d_loss", "train_g_loss", "train_d_real",
                                                           "train_d_fake", "valid_d_real", "valid_d_fake")},
                      **{k: seed_cell(col[k]) for k in ("generator", "parameters", "s_epoch")}})

@@ -262,8 +262,9 @@ def report_section(inputs: dict[str, list[str]]) -> dict | None:
     for r in runs:
         r["order"] = order[r["model"]]
     tests = []
-    for (_, model, latent), col in by_setting(runs, "order", "model", "latent"):
-        tests.append({"model": title[model], "latent": latent, "seeds": seeds_label(col["seed"]),
+    for (_, model, point, latent), col in by_setting(runs, "order", "model", "point", "latent"):
+        name = f"{title[model]} [{point}]" if point else title[model]
+        tests.append({"model": name, "latent": latent, "seeds": seeds_label(col["seed"]),
                       "k": seed_cell(col["k"]),
                       **{k: seed_cell(col[k], errors=col[f"{k}_stderr"])
                          for k in ("test_nelbo", "test_nll", "test_gap")},
@@ -271,13 +272,15 @@ def report_section(inputs: dict[str, list[str]]) -> dict | None:
                       "ess_mean": seed_cell(col["ess_mean"], 1), "seconds": seed_cell(col["seconds"], 0),
                       "cpu_seconds": seed_cell(col["cpu_seconds"], 0)})
 
-    quad = {(run_key(p)["model"], run_key(p)["seed"]): read_json(p) for p in inputs.get("likelihood_quadrature", [])}
+    quad = {tuple(run_key(p)[k] for k in ("model", "point", "seed")): read_json(p)
+            for p in inputs.get("likelihood_quadrature", [])}
     sweep, ks, n_images = [], [], None
     for path in inputs.get("likelihood_sweeps", []):
         key, rows = run_key(path), read_csv(path)
         ks = sorted({r["k"] for r in rows if r["estimator"] != "elbo"})
         n_images = rows[0]["n_images"]
-        cells = {"model": title[key["model"]], "latent": key["latent"], "seed": key["seed"]}
+        name = f"{title[key['model']]} [{key['point']}]" if key["point"] else title[key["model"]]
+        cells = {"model": name, "latent": key["latent"], "seed": key["seed"]}
         for estimator in ("importance", "naive", "elbo"):
             by_k = {}
             for k in ks if estimator != "elbo" else [1]:
@@ -287,8 +290,8 @@ def report_section(inputs: dict[str, list[str]]) -> dict | None:
             if estimator == "elbo":  # one value, independent of K
                 by_k = dict.fromkeys(ks, by_k[1])
             sweep.append({**cells, "estimator": LABELS[estimator], **{f"k{k}": v for k, v in by_k.items()}})
-        if key["latent"] == 2 and (key["model"], key["seed"]) in quad:
-            q = quad[(key["model"], key["seed"])]
+        if key["latent"] == 2 and (key["model"], key["point"], key["seed"]) in quad:
+            q = quad[(key["model"], key["point"], key["seed"])]
             sweep.append({**cells, "estimator": f"quadrature (largest error {q['max_error']:.1e})",
                           **{f"k{k}": fmt(q["log_px"]) for k in ks}})
 

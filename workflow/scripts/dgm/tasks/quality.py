@@ -296,7 +296,7 @@ def report_section(inputs: dict[str, list[str]]) -> dict | None:
     the real-image references, which model leads on fidelity and which on diversity, and the sample-size
     figure (text: report/sections/quality.rst.j2)."""
     from dgm.formatting import by_setting, captioned_figures, fmt, fmt_pm, seed_cell, seed_mean, seeds_label
-    from dgm.results import by_run, read_json, run_key
+    from dgm.results import RUN_KEY, by_run, read_json, run_key
 
     if not inputs.get("quality_reference"):
         return None
@@ -315,14 +315,15 @@ def report_section(inputs: dict[str, list[str]]) -> dict | None:
         last = max(e["epoch"] for e in q["evaluations"])
         none = {"bound": None, "bound_stderr": None, "bpd": None}
         for e in q["evaluations"]:
-            bound = bounds.get((key["model"], key["latent"], key["seed"]), none) if e["epoch"] == last else none
+            bound = bounds.get(tuple(key[k] for k in RUN_KEY), none) if e["epoch"] == last else none
             evaluations.append({**key, **e, **bound, "order": order[key["model"]], "last": e["epoch"] == last})
             if e["epoch"] != last:
                 earlier.setdefault(key["model"], set()).add(e["epoch"])
     samples, parzen, final = [], [], []
-    for (_, model, latent, epoch), col in by_setting(evaluations, "order", "model", "latent", "epoch"):
+    for (_, model, point, latent, epoch), col in by_setting(evaluations, "order", "model", "point", "latent", "epoch"):
         spec = registry.get(model)
-        cells = {"model": spec.title, "latent": latent, "seeds": seeds_label(col["seed"]), "epoch": epoch,
+        title = f"{spec.title} [{point}]" if point else spec.title
+        cells = {"model": title, "latent": latent, "seeds": seeds_label(col["seed"]), "epoch": epoch,
                  "n": seed_cell(col["n"])}
         samples.append({**cells, "fid": seed_cell(col["fid"]), "kid": seed_cell(col["kid_mean"], 4,
                                                                                 errors=col["kid_std"]),
@@ -331,7 +332,7 @@ def report_section(inputs: dict[str, list[str]]) -> dict | None:
                        "parzen_sigma": seed_cell(col["parzen_sigma"], 3),
                        "bound": seed_cell(col["bound"], errors=col["bound_stderr"]), "bpd": seed_cell(col["bpd"], 3)})
         if all(col["last"]):
-            final.append({"title": spec.title, "latent": None if spec.fixed_latent else latent,
+            final.append({"title": title, "latent": None if spec.fixed_latent else latent,
                           **{k: seed_mean(col[k]) for k in FIDELITY + DIVERSITY}})
     for name, r in reference["references"].items():
         cells = {"model": f"real {name}", "latent": "–", "seeds": "–", "epoch": "–", "n": r["n"]}

@@ -139,7 +139,7 @@ def evaluate_vae(*, model_path: str, splits_path: str, output_path: str, seed: i
 def report_section(inputs: dict[str, list[str]], spec: registry.ModelSpec | None = None) -> dict | None:
     """The section of one VAE-family model (the VAE by default): per-run table and the seed's Fig. 1-3
     (text: report/sections/vae.rst.j2)."""
-    from dgm.formatting import by_setting, captioned_figures, seed_cell, seeds_label
+    from dgm.formatting import by_setting, captioned_figures, latent_cell, seed_cell, seeds_label
     from dgm.results import curve_summary, model_records, read_json
 
     spec = spec or registry.get("vae")
@@ -149,8 +149,8 @@ def report_section(inputs: dict[str, list[str]], spec: registry.ModelSpec | None
     runs = [{**read_json(test_path), **curve_summary(metrics_path, best="valid_nelbo")}
             for metrics_path, test_path in zip(inputs[f"{name}_metrics"], inputs[f"{name}_tests"])]
     rows = []
-    for (latent,), col in by_setting(runs, "latent"):
-        rows.append({"latent": latent, "seeds": seeds_label(col["seed"]),
+    for (point, latent), col in by_setting(runs, "point", "latent"):
+        rows.append({"latent": latent_cell(latent, point), "seeds": seeds_label(col["seed"]),
                      **{k: seed_cell(col[k]) for k in ("epochs", "train_nelbo", "valid_nelbo", "best_valid")},
                      "test_nelbo": seed_cell(col["test_nelbo"], errors=col["test_nelbo_stderr"]),
                      **{k: seed_cell(col[k]) for k in ("test_recon", "test_kl", "parameters", "s_epoch")}})
