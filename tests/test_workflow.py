@@ -78,6 +78,13 @@ def test_whole_dag_on_tiny_config(tiny_run):
     def mean_sd(values, digits):
         return f"{statistics.fmean(values):.{digits}f} ± {statistics.stdev(values):.{digits}f}"
 
+    # AIS for every decoder model, the GAN in the comparison's Gaussian column; every run's record.
+    gan_ais = [json.loads((res / f"mnist/gan/z8/seed{s}/ais.json").read_text())["ais_gaussian"] for s in TINY_RUN_SEEDS]
+    assert "annealed importance sampling" in html.lower() and html.count(mean_sd(gan_ais, 1)) >= 2
+    runs = pd.read_csv(res / "runs/runs.tsv", sep="\t")
+    assert len(runs) == 2 * (2 + 1 + 1) and runs["config_hash"].nunique() == len(runs)
+    assert all(h in html for h in runs["config_hash"])  # the provenance lists every run's record
+
     test_nelbo = [json.loads((res / f"mnist/vae/z2/seed{s}/test_metrics.json").read_text())["test_nelbo"]
                   for s in TINY_RUN_SEEDS]
     assert mean_sd(test_nelbo, 2) in html and mean_sd(test_nelbo, 2).replace("±", "\\ensuremath{\\pm}") in tex
@@ -110,7 +117,8 @@ def test_whole_dag_on_tiny_config(tiny_run):
     categories = json.loads(re.search(r"var categories = (\{.*?\});\s*</script>", page, re.S).group(1))
     results = json.loads(re.search(r"var results = (\{.*?\});\s*</script>", page, re.S).group(1))
     # Latent-variable models share their figure rules: their figures group under the model's config name.
-    category = {"vae": "vae", "likelihood": "Likelihood", "gan": "GAN", "flow": "Flow", "quality": "Sample quality"}
+    category = {"vae": "vae", "likelihood": "Likelihood", "ais": "Likelihood", "gan": "GAN", "flow": "Flow",
+                "quality": "Sample quality"}
     for png in figs.glob("*.png"):
         path = f"results/mnist/figures/{png.name}"
         grouped = [c for c, subs in categories.items() if any(path in paths for paths in subs.values())]

@@ -288,6 +288,12 @@ def get_likelihood_outputs():
         "likelihood_sweeps": [f"{d}/estimator_sweep.csv" for _, d in runs],
         "likelihood_quadrature": [f"{d}/quadrature.json" for z, d in runs if z == 2],
         "kl_examples": ["results/likelihood/kl_examples.csv"],
+        "likelihood_gaps": [
+            f"results/{DATASET}/likelihood/{p}latent_gap_{m}.csv"
+            for m in configured("latent_variable")
+            for p in points(m)
+            if len(latent_sizes(m)) >= LATENT_GAP_MIN_SIZES
+        ],
     }
 
 
@@ -448,5 +454,6 @@ def get_report_inputs(wildcards):
         **get_ais_outputs(),
         "ais_figures": [p for p in figures if Path(p).name.startswith("ais_")],
         "run_records": get_run_records(),
+        "runs_summary": [f"{RUNS}/runs_summary.tsv"],
         "sweep_figures": [p for p in figures if Path(p).name.startswith("sweep_")],
     }

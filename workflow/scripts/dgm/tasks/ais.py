@@ -23,6 +23,7 @@ from __future__ import annotations
 import logging
 import math
 import time
+from pathlib import Path
 
 import torch
 
@@ -219,3 +220,66 @@ def plot_sweep(*, sweep_paths: list[str], output_path: str, title: str = "") -> 
     frames = [pd.read_csv(p) for p in sweep_paths]
     plotting.plot_ais_sweep(pd.concat(frames, ignore_index=True), output_path,
                             title=f"{title}: AIS against intermediate distributions" if title else "")
+
+
+def report_section(inputs: dict[str, list[str]], spec=None) -> dict | None:
+    """The AIS section: per run and latent size, the ELBO, importance sampling and AIS (and quadrature
+    for z = 2) on the same test images under the model's own observation model; every decoder model
+    under the Gaussian observation model with its sigma, beside Parzen at the same sigma; the BDMC
+    gaps; the AIS-vs-steps figures (text: report/sections/ais.rst.j2)."""
+    from dgm.formatting import by_setting, captioned_figures, seed_cell, seeds_label
+    from dgm.results import by_run, read_json, run_key
+
+    if not inputs.get("ais"):
+        return None
+    order = {name: i for i, name in enumerate(registry.MODELS)}
+    sigmas = by_run(inputs.get("ais_sigma", []))
+    bdmcs = by_run(inputs.get("bdmc", []))
+    runs = []
+    for path in inputs["ais"]:
+        key = run_key(path)
+        run = tuple(key[k] for k in ("model", "point", "latent", "seed"))
+        result, bdmc_result = read_json(path), bdmcs.get(run, {})
+        runs.append({**key, "order": order[key["model"]], **{k: v for k, v in result.items() if k != "per_image"},
+                     "sigma_grid": sigmas.get(run, {}).get("sigma_grid"),
+                     **{f"bdmc_{k}": bdmc_result.get(k) for k in ("lower", "lower_stderr", "upper", "upper_stderr",
+                                                                  "gap", "gap_stderr", "observation", "steps",
+                                                                  "n_images", "start")}})
+    own, gaussian, bdmc = [], [], []
+    for (_, model, point, latent), col in by_setting(runs, "order", "model", "point", "latent"):
+        spec_m = registry.get(model)
+        cells = {"model": f"{spec_m.title} [{point}]" if point else spec_m.title, "latent": latent,
+                 "seeds": seeds_label(col["seed"])}
+        if spec_m.latent_variable:
+            own.append({**cells, **{k: seed_cell(col[k], errors=col[f"{k}_stderr"])
+                                    for k in ("elbo", "is", "ais")},
+                        "quadrature": seed_cell(col["quadrature"], errors=col["quadrature_stderr"])
+                        if "quadrature" in col else "–",
+                        "ais_minus_is": seed_cell(col["ais_minus_is"]),
+                        "ais_minus_quadrature": seed_cell(col["ais_minus_quadrature_abs"], 3)
+                        if "ais_minus_quadrature_abs" in col else "–",
+                        "start": "q(z|x)" if all(col["encoder"]) else "p(z)"})
+        gaussian.append({**cells, "sigma": seed_cell(col["sigma"], 3),
+                         "ais_gaussian": seed_cell(col["ais_gaussian"], 1, errors=col["ais_gaussian_stderr"]),
+                         "parzen_gaussian": seed_cell(col["parzen_gaussian"], 1, errors=col["parzen_gaussian_stderr"]),
+                         "parzen_minus_ais": seed_cell([p - a for p, a in zip(col["parzen_gaussian"],
+                                                                              col["ais_gaussian"])], 1)})
+        if any(v is not None for v in col["bdmc_gap"]):
+            bdmc.append({**cells, "observation": col["bdmc_observation"][0], "images": seed_cell(col["bdmc_n_images"]),
+                         "steps": seed_cell(col["bdmc_steps"]),
+                         **{k: seed_cell(col[f"bdmc_{k}"], errors=col[f"bdmc_{k}_stderr"])
+                            for k in ("lower", "upper", "gap")}})
+    first = runs[0]
+    figures = []
+    paths = list(inputs.get("ais_figures", []))
+    for model in registry.names("decoder_likelihood"):
+        mine = [p for p in paths if Path(p).stem.startswith(f"ais_sweep_{model}_")]
+        figures += captioned_figures(mine, {"ais_sweep": "ais_sweep"}, wildcards={"model": model})
+    return {
+        "id": "ais",
+        "data": {"own": own, "gaussian": gaussian, "bdmc": bdmc, "images": first["n_images"],
+                 "steps": first["steps"], "chains": first["chains"], "leapfrog": first["leapfrog"],
+                 "schedule": first["schedule"], "k": first.get("is_k"), "sigma_grid": first["sigma_grid"],
+                 "parzen_samples": first["parzen_samples"]},
+        "figures": figures,
+    }

@@ -35,6 +35,8 @@ def run_summaries(inputs: dict[str, list[str]]) -> list[dict]:
     for run, t in by_run(density_tests).items():
         likelihood[run] = {"nll": t["test_nll"], "nll_stderr": t["test_nll_stderr"], "bpd": t["test_bpd"],
                            "method": "dequantisation", "k": t["k"]}
+    gaussian = {run: {"gaussian": a["ais_gaussian"], "gaussian_stderr": a["ais_gaussian_stderr"], "sigma": a["sigma"]}
+                for run, a in by_run(inputs.get("ais", [])).items()}  # AIS under the Gaussian observation model
     quality = {run: max(q["evaluations"], key=lambda e: e["epoch"])
                for run, q in by_run(inputs.get("quality_runs", [])).items()}
     last_epoch = by_run([p for name in registry.MODELS for p in inputs.get(f"{name}_metrics", [])],
@@ -47,6 +49,7 @@ def run_summaries(inputs: dict[str, list[str]]) -> list[dict]:
         out.append({
             **{k: record[k] for k in ("model", "point", "latent", "seed", "parameters", "epochs", "device")},
             **{"nll": None, "nll_stderr": None, "bpd": None, "method": None, "k": None}, **likelihood.get(run, {}),
+            **{"gaussian": None, "gaussian_stderr": None, "sigma": None}, **gaussian.get(run, {}),
             "fid": q.get("fid"), "parzen": q.get("parzen_mean"), "parzen_stderr": q.get("parzen_stderr"),
             "train_seconds": train_seconds(inputs.get("benchmarks", []), record),
             "last_epoch": last_epoch.get(run, {}),
@@ -72,6 +75,8 @@ def report_section(inputs: dict[str, list[str]]) -> dict | None:
         rows.append({"model": title, "latent": latent, "seeds": seeds_label(col["seed"]),
                      "data": spec.data_modelled, "nll": seed_cell(col["nll"], errors=col["nll_stderr"]),
                      "bpd": seed_cell(col["bpd"], 3), "fid": seed_cell(col["fid"]),
+                     "gaussian": seed_cell(col["gaussian"], 1, errors=col["gaussian_stderr"]),
+                     "sigma": seed_cell(col["sigma"], 3),
                      "parzen": seed_cell(col["parzen"], 1, errors=col["parzen_stderr"]),
                      "parameters": seed_cell(col["parameters"]), "epochs": seed_cell(col["epochs"]),
                      "train_seconds": seed_cell(col["train_seconds"], 0)})
@@ -88,7 +93,7 @@ def report_section(inputs: dict[str, list[str]]) -> dict | None:
                                 "seed": shown, "run": seed_cell(ours, 3), "source": reported.source})
     return {
         "id": "comparison",
-        "data": {"models": rows, "seed_values": seed_values,
+        "data": {"models": rows, "seed_values": seed_values, "gaussian": any(r["gaussian"] is not None for r in runs),
                  "estimators": [{"title": t, "method": m, "k": k} for _, t, m, k in estimators]},
         "figures": [],
     }

@@ -124,3 +124,31 @@ def latent_gap(*, sweep_paths: list[str], k: int, output_csv: str, output_png: s
         log.info("z = %d: importance %.2f, naive %.2f, gap %.2f ± %.2f nats", r["latent"], r["importance"],
                  r["naive"], r["gap"], r["gap_sd"])
     return rows
+
+
+def report_section(inputs: dict[str, list[str]], spec=None) -> dict | None:
+    """The sweeps of this study: each swept model's settings over seeds with their main metrics, and
+    each metric against each swept key (text: report/sections/experiments.rst.j2); none without a sweep."""
+    from dgm.formatting import captioned_figures, fmt
+
+    figures = list(inputs.get("sweep_figures", []))
+    if not figures or not inputs.get("runs_summary"):
+        return None
+    summary = experiments.read_tsv(inputs["runs_summary"][0])
+    swept = {Path(p).stem.split("_", 2)[1] for p in figures}  # sweep_<model>_<key>
+    metrics = [m for m in SWEEP_METRICS if any(r.get(m) is not None for r in summary if r["model"] in swept)]
+    rows = []
+    for r in summary:
+        if r["model"] not in swept:
+            continue
+        cell = {"model": registry.get(r["model"]).title, "point": r.get("point") or "–", "latent": r["latent"],
+                "seeds": r["seeds"]}
+        for m in metrics:
+            sd = r.get(f"{m}_sd")
+            cell[m] = "–" if r.get(m) is None else fmt(r[m]) + (f" ± {fmt(sd)}" if sd is not None else "")
+        rows.append(cell)
+    out = []
+    for path in figures:
+        _, model, key = Path(path).stem.split("_", 2)
+        out += captioned_figures([path], {"sweep": "sweep"}, wildcards={"model": model, "key": key})
+    return {"id": "experiments", "data": {"rows": rows, "metrics": metrics}, "figures": out}

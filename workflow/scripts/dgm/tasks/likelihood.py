@@ -300,16 +300,24 @@ def report_section(inputs: dict[str, list[str]]) -> dict | None:
                 "seed": f"{r['seed']:.3g}", "closed_form": f"{r['closed_form']:.8g}",
                 "monte_carlo": f"{r['monte_carlo']:.4g} ± {r['monte_carlo_stderr']:.2g}", "z_score": fmt(r["z_score"])}
                for r in kl]
+    gaps = []  # the seed's §1.4b claim over the latent size, where a model has three or more
+    for path in inputs.get("likelihood_gaps", []):
+        model = Path(path).stem.split("latent_gap_", 1)[1]
+        for r in read_csv(path):
+            gaps.append({"model": title[model], "latent": r["latent"], "k": r["k"],
+                         "importance": fmt_pm(r["importance"], r["importance_sd"]),
+                         "naive": fmt_pm(r["naive"], r["naive_sd"]), "gap": fmt_pm(r["gap"], r["gap_sd"])})
     figures, paths = [], list(inputs.get("likelihood_figures", []))
-    for model in registry.names("latent_variable"):  # likelihood_sweep_<model>_seed<S>: its caption names the model
-        mine = [p for p in paths if Path(p).stem.startswith(f"likelihood_sweep_{model}_")]
-        figures += captioned_figures(mine, {"likelihood_sweep": "likelihood_sweep"}, wildcards={"model": model})
+    for model in registry.names("latent_variable"):  # likelihood_<kind>_<model>...: its caption names the model
+        mine = [p for p in paths if Path(p).stem.startswith((f"likelihood_sweep_{model}_", f"likelihood_gap_{model}"))]
+        figures += captioned_figures(mine, {"likelihood_sweep": "likelihood_sweep", "likelihood_gap": "likelihood_gap"},
+                                     wildcards={"model": model})
         paths = [p for p in paths if p not in mine]
     if paths:
         raise ValueError(f"likelihood figures of no latent-variable model: {paths}")
     return {
         "id": "likelihood",
-        "data": {"tests": tests, "sweep": sweep, "sweep_ks": ks, "sweep_images": n_images, "kl": kl_rows,
+        "data": {"tests": tests, "sweep": sweep, "sweep_ks": ks, "sweep_images": n_images, "kl": kl_rows, "gaps": gaps,
                  "kl_draws": int(kl[0]["n"]) if kl else None},
         "figures": figures,
     }

@@ -39,13 +39,15 @@ from markupsafe import Markup
 
 from dgm import io
 from dgm.formatting import fmt, latex_escape, latex_unicode, number_ranges, rst_escape
-from dgm.results import model_record, read_benchmark, read_json
+from dgm.results import model_record, read_benchmark, read_json, run_key
 
 log = logging.getLogger("dgm")
 PACKAGES = ["torch", "torchvision", "numpy", "scipy", "pandas", "matplotlib", "snakemake"]
-# Sections that span the models, each a dgm.tasks module with report_section(inputs): the likelihood
-# section follows the latent-variable models' own, the others close the document.
-LIKELIHOOD_SECTION, CLOSING_SECTIONS = "likelihood", ["quality", "comparison"]
+# Sections that span the models, each a dgm.tasks module with report_section(inputs): each of
+# SPANNING follows the last model with its capability (the likelihood section the latent-variable
+# models', AIS the decoder models'); the CLOSING ones end the document.
+SPANNING, CLOSING_SECTIONS = {"likelihood": "latent_variable", "ais": "decoder_likelihood"}, [
+    "quality", "experiments", "comparison"]
 RST_MARKUP = re.compile(r"[`*|\\_\[]")  # text without these characters is plain text in reStructuredText
 
 
@@ -246,9 +248,19 @@ def benchmark_rows(benchmarks_dir, paths=None) -> list[dict]:
     return rows
 
 
-def provenance_section(*, splits_path, config, benchmarks_dir, model_paths=(), benchmarks=None) -> dict:
+def provenance_section(*, splits_path, config, benchmarks_dir, model_paths=(), benchmarks=None,
+                       record_paths=()) -> dict:
     splits = read_json(splits_path)
     runs = [model_record(p) for p in model_paths]  # the DAG's order: models as configured, then latent, seed
+    records = []
+    for path in record_paths:  # every run's run.json (dgm.experiments): what produced it
+        r = read_json(path)
+        git = r["git"]
+        records.append({**{k: v for k, v in run_key(path).items() if k != "dataset"},
+                        "point": run_key(path)["point"] or "–", "hash": r["config_hash"],
+                        "commit": (git["commit"] or "unknown")[:10] + (" (dirty)" if git["dirty"] else ""),
+                        "started": r["started"].replace("T", " ").replace("+00:00", ""),
+                        "ended": r["ended"].replace("T", " ").replace("+00:00", "")})
     return {
         "id": "provenance",
         "data": {
@@ -257,8 +269,9 @@ def provenance_section(*, splits_path, config, benchmarks_dir, model_paths=(), b
             "seeds": list(config["seeds"]),
             "device": config["device"],
             "runs": [{**{k: r[k] for k in ("model", "latent", "seed", "epochs", "device", "parameters")},
-                      "parts": ", ".join(f"{name} {n}" for name, n in r["parts"].items()) if r["model"] == "gan"
-                      else "–"} for r in runs],
+                      "parts": ", ".join(f"{name} {n}" for name, n in r["parts"].items())
+                      if len(r["parts"]) > 1 else "–"} for r in runs],
+            "records": records,
             "packages": [{"package": k, "version": v} for k, v in package_versions().items()],
             "benchmarks": benchmark_rows(benchmarks_dir, benchmarks),
         },
@@ -269,17 +282,16 @@ def provenance_section(*, splits_path, config, benchmarks_dir, model_paths=(), b
 # --------------------------------------------------------------------------- the document
 
 def gather_sections(inputs: dict[str, list[str]]) -> list[dict]:
-    """Every model's section in the registry's (the seed study's) order, the likelihood section after
-    the last latent-variable model's, then sample quality and the comparison."""
+    """Every model's section in the registry's (the seed study's) order, each spanning section after
+    the last model with its capability, then sample quality, sweeps and the comparison."""
     from dgm import registry
 
-    latent = registry.names("latent_variable")
     calls = []
     for spec in registry.MODELS.values():
         calls.append(functools.partial(spec.task_module().report_section, inputs, spec))
-        if latent and spec.name == latent[-1]:
-            calls.append(functools.partial(importlib.import_module(f"dgm.tasks.{LIKELIHOOD_SECTION}").report_section,
-                                           inputs))
+        for name, capability in SPANNING.items():
+            if registry.names(capability)[-1:] == [spec.name]:
+                calls.append(functools.partial(importlib.import_module(f"dgm.tasks.{name}").report_section, inputs))
     for name in CLOSING_SECTIONS:
         calls.append(functools.partial(importlib.import_module(f"dgm.tasks.{name}").report_section, inputs))
     return [section for section in (call() for call in calls) if section is not None]
@@ -304,7 +316,8 @@ def build_report(*, title, config, inputs, benchmarks_dir, template_dir, caption
     """Render report.html (images inlined) and report.tex (figures copied beside it)."""
     inputs = {**inputs, "benchmarks": benchmark_paths(benchmarks_dir)}
     sections = gather_sections(inputs)
-    sections.append(provenance_section(splits_path=inputs["splits"][0], config=config, benchmarks_dir=benchmarks_dir,
+    sections.append(provenance_section(record_paths=inputs.get("run_records", []),
+                                       splits_path=inputs["splits"][0], config=config, benchmarks_dir=benchmarks_dir,
                                        model_paths=inputs.get("models", []), benchmarks=inputs["benchmarks"]))
     renderer = Renderer(template_dir, caption_dir, config)
     rendered = [renderer.section(s) for s in sections]
