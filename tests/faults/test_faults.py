@@ -85,7 +85,7 @@ def test_killed_training_resumes_to_the_same_result(tmp_path, tiny_raw_dir):
 
 
 class _NaNAtStep(VAETrainer):
-    """A VAE trainer whose loss turns NaN at one step of epoch 2."""
+    """A VAE trainer whose loss turns NaN at one step (its statistics are device tensors, as every trainer's)."""
 
     def __init__(self, *a, bad_step, **kw):
         super().__init__(*a, **kw)
@@ -94,7 +94,7 @@ class _NaNAtStep(VAETrainer):
     def train_step(self, batch, generator):
         stats = super().train_step(batch, generator)
         self.steps += 1
-        return {**stats, "nelbo": float("nan")} if self.steps == self.bad_step else stats
+        return {**stats, "nelbo": stats["nelbo"] * float("nan")} if self.steps == self.bad_step else stats
 
 
 def test_case1_nan_loss_stops_training_naming_run_epoch_and_keys(tmp_path):
@@ -110,6 +110,23 @@ def test_case1_nan_loss_stops_training_naming_run_epoch_and_keys(tmp_path):
     assert trainer.steps == 6  # stopped at that step
     rows, _ = _fit(_vae_trainer(), tmp_path / "healthy")  # the same run without the fault completes
     assert len(rows) == 3
+
+
+def test_case1_a_non_finite_step_on_a_gpu_is_named_at_the_end_of_its_epoch(tmp_path, monkeypatch):
+    """On a GPU the steps' statistics stay on the device; the first non-finite step is found when the
+    epoch's sums are read, and named (simulated on the CPU by treating tensors as unreadable)."""
+    monkeypatch.setattr(training, "_readable", lambda v: isinstance(v, (float, int)))  # as on a GPU
+    training.seed_everything(0)
+    valid = torch.bernoulli(torch.full((50, 784), 0.3), generator=torch.Generator().manual_seed(9))
+    trainer = _NaNAtStep(VAE(latent_dim=2, hidden_dim=16), lr=1e-3, valid_x=valid, bad_step=6)  # 4 steps an epoch
+    run = tmp_path / "run"
+    with pytest.raises(training.TrainingDiverged) as err:
+        _fit(trainer, run, epochs=3)
+    message = str(err.value)
+    assert "epoch 2 of 3" in message and "step 2 of 4 (found at the end of the epoch)" in message
+    assert "nelbo = nan" in message and "vae.lr" in message
+    assert trainer.steps == 8  # the epoch ran to its end, and no further
+    assert not (run / "metrics.csv").exists()
 
 
 def test_case1_diverged_vae_in_snakemake_leaves_no_output(tmp_path, tiny_raw_dir):

@@ -98,6 +98,7 @@ class Discriminator(nn.Module):
 
 class GAN(nn.Module):
     CONFIG = GANConfig
+    PARTS = ("generator", "discriminator")  # trained apart: the report counts their parameters apart
 
     def __init__(self, config: GANConfig | None = None, **kwargs):
         super().__init__()

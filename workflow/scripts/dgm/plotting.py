@@ -287,15 +287,35 @@ def plot_latent_gap(table: "pandas.DataFrame", path: str | os.PathLike, *, k: in
     _save(fig, path)
 
 
+def _panels(n: int, *, width: float):
+    """A grid of n panels, three a row."""
+    cols = min(n, 3)
+    return plt.subplots(math.ceil(n / cols), cols, figsize=(width * cols, 2.8 * math.ceil(n / cols)), squeeze=False,
+                        constrained_layout=True)
+
+
+def _label_panel(ax, title: str, xlabel: str) -> None:
+    ax.set_title(title, fontsize=8)
+    ax.set_xlabel(xlabel)
+    ax.grid(alpha=0.3)
+
+
+def _finish_panels(fig, axes, n: int, path, *, title: str, legend_size: int) -> None:
+    """Blank the unused panels, a legend in the first, the title, and save."""
+    for ax in list(axes.flat)[n:]:
+        ax.set_axis_off()
+    axes.flat[0].legend(fontsize=legend_size)
+    if title:
+        fig.suptitle(title)
+    _save(fig, path)
+
+
 def plot_sweep(summary: "pandas.DataFrame", path: str | os.PathLike, *, parameter: str, metrics: list[str],
                group: str = "latent", title: str = "") -> None:
     """Each metric against a swept ``parameter`` (a column of ``summary``, the runs table over seeds:
     ``<metric>`` means and ``<metric>_sd`` SDs), one line per value of ``group``, error bars ± one SD
     over seeds."""
-    n = len(metrics)
-    cols = min(n, 3)
-    rows = math.ceil(n / cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(3.6 * cols, 2.8 * rows), squeeze=False, constrained_layout=True)
+    fig, axes = _panels(len(metrics), width=3.6)
     numeric = summary[parameter].map(lambda v: isinstance(v, (int, float))).all()
     for ax, metric in zip(axes.flat, metrics):
         for i, (value, part) in enumerate(summary.groupby(group, sort=True)):
@@ -304,25 +324,15 @@ def plot_sweep(summary: "pandas.DataFrame", path: str | os.PathLike, *, paramete
             sd = part.get(f"{metric}_sd")
             ax.errorbar(x, part[metric], yerr=None if sd is None else sd.fillna(0.0), marker="o", ms=4, capsize=3,
                         color=f"C{i}", label=f"{group} {value}")
-        ax.set_title(metric, fontsize=8)
-        ax.set_xlabel(parameter)
-        ax.grid(alpha=0.3)
-    for ax in list(axes.flat)[n:]:
-        ax.set_axis_off()
-    axes.flat[0].legend(fontsize=7)
-    if title:
-        fig.suptitle(title)
-    _save(fig, path)
+        _label_panel(ax, metric, parameter)
+    _finish_panels(fig, axes, len(metrics), path, title=title, legend_size=7)
 
 
 def plot_study_curves(curves: dict[str, list[tuple[str, "pandas.DataFrame"]]], path: str | os.PathLike, *,
                       columns: list[str], title: str = "") -> None:
     """Two studies' training curves in one figure: one panel per column, one line per run, solid for
     the new study and dashed for the baseline. ``curves`` maps "baseline"/"new" to [(run label, frame)]."""
-    n = len(columns)
-    cols = min(n, 3)
-    rows = math.ceil(n / cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(3.8 * cols, 2.8 * rows), squeeze=False, constrained_layout=True)
+    fig, axes = _panels(len(columns), width=3.8)
     labels = sorted({label for runs in curves.values() for label, _ in runs})
     color = {label: f"C{i % 10}" for i, label in enumerate(labels)}
     for ax, column in zip(axes.flat, columns):
@@ -331,15 +341,8 @@ def plot_study_curves(curves: dict[str, list[tuple[str, "pandas.DataFrame"]]], p
                 if column in frame:
                     ax.plot(frame["epoch"], frame[column], ls=style, color=color[label], lw=1.2,
                             label=f"{study}: {label}")
-        ax.set_title(column, fontsize=8)
-        ax.set_xlabel("epoch")
-        ax.grid(alpha=0.3)
-    for ax in list(axes.flat)[n:]:
-        ax.set_axis_off()
-    axes.flat[0].legend(fontsize=6)
-    if title:
-        fig.suptitle(title)
-    _save(fig, path)
+        _label_panel(ax, column, "epoch")
+    _finish_panels(fig, axes, len(columns), path, title=title, legend_size=6)
 
 
 def plot_ais_sweep(sweep: "pandas.DataFrame", path: str | os.PathLike, *, title: str = "") -> None:

@@ -101,7 +101,9 @@ def _model_record(path: str, mtime_ns: int) -> dict:
         "epochs": ckpt.get("epoch"),
         "device": ckpt.get("device_name", ckpt.get("device", "unknown")),
         "parameters": sum(p.numel() for p in network.parameters()),
-        "parts": {name: sum(p.numel() for p in child.parameters()) for name, child in network.named_children()},
+        # The sub-networks a model class names in PARTS (a GAN's generator and discriminator), counted apart.
+        "parts": {name: sum(p.numel() for p in getattr(network, name).parameters())
+                  for name in getattr(type(network), "PARTS", ())},
     }
 
 

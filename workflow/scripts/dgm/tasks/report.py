@@ -30,19 +30,17 @@ import shutil
 import subprocess
 import textwrap
 from datetime import datetime, timezone
-from importlib import metadata
 from pathlib import Path
 
 import jinja2
 import yaml
 from markupsafe import Markup
 
-from dgm import io
+from dgm import experiments, io
 from dgm.formatting import fmt, latex_escape, latex_unicode, number_ranges, rst_escape
 from dgm.results import model_record, read_benchmark, read_json, run_key
 
 log = logging.getLogger("dgm")
-PACKAGES = ["torch", "torchvision", "numpy", "scipy", "pandas", "matplotlib", "snakemake"]
 # Sections that span the models, each a dgm.tasks module with report_section(inputs): each of
 # SPANNING follows the last model with its capability (the likelihood section the latent-variable
 # models', AIS the decoder models'); the CLOSING ones end the document.
@@ -221,16 +219,6 @@ def git_commit(cwd=".") -> str:
         return "unknown"
 
 
-def package_versions() -> dict[str, str]:
-    out = {"python": platform.python_version()}
-    for name in PACKAGES:
-        try:
-            out[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            out[name] = "not installed"
-    return out
-
-
 def benchmark_paths(benchmarks_dir) -> list[str]:
     """Snakemake's benchmark files of the finished jobs (not the report's own, still running)."""
     return [str(p) for p in sorted(Path(benchmarks_dir).rglob("*.tsv"))
@@ -270,9 +258,9 @@ def provenance_section(*, splits_path, config, benchmarks_dir, model_paths=(), b
             "device": config["device"],
             "runs": [{**{k: r[k] for k in ("model", "latent", "seed", "epochs", "device", "parameters")},
                       "parts": ", ".join(f"{name} {n}" for name, n in r["parts"].items())
-                      if len(r["parts"]) > 1 else "–"} for r in runs],
+                      if r["parts"] else "–"} for r in runs],
             "records": records,
-            "packages": [{"package": k, "version": v} for k, v in package_versions().items()],
+            "packages": [{"package": k, "version": v} for k, v in experiments.package_versions().items()],
             "benchmarks": benchmark_rows(benchmarks_dir, benchmarks),
         },
         "figures": [],
