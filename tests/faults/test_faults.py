@@ -324,6 +324,40 @@ def test_case7_entry_script_reports_one_line(tmp_path):
     assert proc.returncode == 1 and "Traceback" in (tmp_path / "other.log").read_text()
 
 
+def test_case7_disk_full_inside_torchs_zip_writer(tmp_path, monkeypatch):
+    """torch.save may report a full disk as a RuntimeError from its zip writer, the OSError its context."""
+    def fill_disk(obj, f, *a, **kw):
+        try:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        except OSError:
+            raise RuntimeError("[enforce fail at inline_container.cc:672] . unexpected pos 220608 vs 220560")
+
+    monkeypatch.setattr(torch, "save", fill_disk)
+    dest = tmp_path / "snapshots.pt"
+    with pytest.raises(io.OutputError, match=rf"cannot write {dest}: no space left on the device"):
+        io.torch_save({"a": torch.zeros(3)}, dest)
+    assert not list(tmp_path.iterdir())
+
+
+def test_case7_a_real_full_disk(tmp_path):
+    """On a 64 KiB tmpfs (where this machine lets us mount one): one line, no partial file, no temporary."""
+    import subprocess
+
+    small = tmp_path / "small"
+    small.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(small)], capture_output=True).returncode:
+        pytest.skip("cannot mount a tmpfs here")
+    try:
+        dest = small / "model.pt"
+        with pytest.raises(io.OutputError, match=rf"cannot write {dest}: no space left on the device"):
+            io.torch_save({"w": torch.zeros(100_000)}, dest)
+        assert not list(small.iterdir())
+        io.torch_save({"w": torch.zeros(10)}, dest)  # a file that fits is written
+        assert torch.load(dest, weights_only=True)["w"].shape == (10,)
+    finally:
+        subprocess.run(["umount", str(small)], capture_output=True)
+
+
 # -- case 8: a killed snakemake process
 
 

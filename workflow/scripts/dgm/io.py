@@ -96,6 +96,25 @@ def write_json(obj, dest) -> None:
 def torch_save(obj, dest) -> None:
     import torch
 
-    # Through a Python file object, so a full disk raises OSError (ENOSPC), not torch's RuntimeError.
+    # Through a Python file object, so a full disk raises OSError (ENOSPC). torch may still wrap it: its zip
+    # writer's exit then raises a RuntimeError ("enforce fail at inline_container.cc") whose context is the
+    # OSError; that OSError is what atomic_path reports.
     with atomic_path(dest) as tmp, open(tmp, "wb") as f:
-        torch.save(obj, f)
+        try:
+            torch.save(obj, f)
+        except RuntimeError as e:
+            cause = _os_error_behind(e)
+            if cause is None:
+                raise
+            raise cause from None
+
+
+def _os_error_behind(error: BaseException) -> OSError | None:
+    """The OSError with a known cause (``CAUSES``) in an exception's chain of causes and contexts."""
+    seen = set()
+    while error is not None and id(error) not in seen:
+        seen.add(id(error))
+        if isinstance(error, OSError) and error.errno in CAUSES:
+            return error
+        error = error.__cause__ or error.__context__
+    return None
