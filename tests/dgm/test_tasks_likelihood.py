@@ -127,6 +127,6 @@ def test_report_section_and_figure(saved, tmp_path):
     assert [r["estimator"] for r in data["sweep"]].count("ELBO") == 2
     assert any("quadrature" in r["estimator"] for r in data["sweep"])
     assert [r["example"] for r in data["kl"]] == ["Big", "Small", "Prior"]
-    assert report.LIKELIHOOD_SECTION == "likelihood"  # gather_sections puts it after the latent-variable models
+    assert report.SPANNING["likelihood"] == "latent_variable"  # gather_sections: after the latent-variable models
     assert tasks.report_section({"likelihood_tests": []}) is None
     assert math.isfinite(nll["test_nll_bpd"])

@@ -6,7 +6,6 @@ from __future__ import annotations
 import logging
 import math
 import os
-import time
 
 import torch
 
@@ -16,7 +15,7 @@ from dgm.estimators import evaluate_in_batches
 from dgm.flow import FlowConfig, FlowTrainer, RealNVP
 from dgm.models import load_model
 from dgm.seed_study import COURSE_TARGET_BPD, FLOW_VALID_BPD
-from dgm.tasks.common import check_sample_epochs, finish_training, log_training_start, resume_path
+from dgm.tasks.common import TrainingSetup, run_training
 
 MODEL_FILE_VERSION = 1
 log = logging.getLogger("dgm")
@@ -29,62 +28,28 @@ def _pixels(split: dict, name: str, device) -> torch.Tensor:
     return images.reshape(len(images), -1).to(device)  # (N, 784) uint8
 
 
-def train_flow(
-    *,
-    splits_path: str,
-    model_path: str,
-    metrics_path: str,
-    snapshots_path: str,
-    sample_paths: dict[int, str],
-    n_blocks: int,
-    hidden_dim: int,
-    alpha: float,
-    learned_scale: bool,
-    epochs: int,
-    batch_size: int,
-    lr: float,
-    grad_clip: float | None,
-    seed: int,
-    sample_epochs: list[int],
-    device: str = "auto",
-    eval_batch_size: int = 500,
-    kill_after_epoch: int | None = None,
-) -> list[dict]:
-    """Train one RealNVP; write the model, per-epoch bits/dim, sample snapshots and grids."""
-    check_sample_epochs(sample_paths, sample_epochs)
-    dev = training.select_device(device)
-    splits = data.load_splits(splits_path)
-    meta = splits["meta"]
+def train_flow(*, n_blocks: int, hidden_dim: int, alpha: float, learned_scale: bool, epochs: int, batch_size: int,
+               lr: float, grad_clip: float | None, seed: int, eval_batch_size: int = 500, **job) -> list[dict]:
+    """Train one RealNVP through ``run_training`` (``job``: its paths, snapshot epochs, device)."""
     flow_config = FlowConfig(n_blocks=n_blocks, hidden_dim=hidden_dim, alpha=alpha, learned_scale=learned_scale)
     options = dict(n_blocks=n_blocks, hidden_dim=hidden_dim, alpha=alpha, learned_scale=learned_scale, epochs=epochs,
-                   batch_size=batch_size, lr=lr, grad_clip=grad_clip, seed=seed, sample_epochs=sorted(sample_epochs),
-                   data=meta)
-    log_training_start("RealNVP", options, dev)
+                   batch_size=batch_size, lr=lr, grad_clip=grad_clip)
 
-    training.seed_everything(seed)
-    model = RealNVP(flow_config).to(dev)
-    trainer = FlowTrainer(model, lr=lr, valid_x=_pixels(splits, "valid", dev), grad_clip=grad_clip,
-                          eval_batch=eval_batch_size)
-    generator = torch.Generator(device=dev).manual_seed(seed)
-    t0 = time.perf_counter()
-    rows, snapshots = training.fit(
-        trainer, _pixels(splits, "train", dev), epochs=epochs, batch_size=batch_size, generator=generator,
-        checkpoint_path=resume_path(model_path), metrics_path=metrics_path,
-        fingerprint=training.config_fingerprint(options), snapshot_epochs=set(sample_epochs),
-        device=dev, stop_after_epoch=kill_after_epoch,
-    )
-    finish_training(model, snapshots, sample_paths=sample_paths, nrow=4, label="RealNVP",
-                    snapshots_path=snapshots_path, model_path=model_path, options=options, device=dev,
-                    version=MODEL_FILE_VERSION)
-    log.info("done in %.1f s; final validation %.4f bits/dim", time.perf_counter() - t0, rows[-1]["valid_bpd"])
-    return rows
+    def setup(splits: dict, dev) -> TrainingSetup:
+        model = RealNVP(flow_config).to(dev)
+        trainer = FlowTrainer(model, lr=lr, valid_x=_pixels(splits, "valid", dev), grad_clip=grad_clip,
+                              eval_batch=eval_batch_size)
+        return TrainingSetup(trainer, _pixels(splits, "train", dev))
+
+    return run_training(label="RealNVP", options=options, setup=setup, seed=seed, grid=(4, "RealNVP"),
+                        version=MODEL_FILE_VERSION, summary=lambda r: f"final validation {r['valid_bpd']:.4f} bits/dim",
+                        **job)
 
 
-def train(*, spec, cfg: dict, latent_dim: int, seed: int, device: str, snapshot_epochs: list[int], **paths
-          ) -> list[dict]:
+def train(*, spec, cfg: dict, latent_dim: int, seed: int, device: str, **paths) -> list[dict]:
     """The training rule of the flow, from its config section ``flow:`` (its latent size is the data's)."""
     return train_flow(**paths, **training_settings(cfg), **{k: cfg[k] for k in ("n_blocks", "hidden_dim", "alpha",
-                      "learned_scale", "grad_clip")}, seed=seed, sample_epochs=snapshot_epochs, device=device)
+                      "learned_scale", "grad_clip")}, seed=seed, device=device)
 
 
 def load_flow(model_path: str | os.PathLike, device="cpu") -> RealNVP:

@@ -3,17 +3,16 @@ functions (the scripts only unpack arguments), and the GAN section of the report
 from __future__ import annotations
 
 import logging
-import time
 
 import torch
 
-from dgm import data, plotting, training
+from dgm import plotting, training
 from dgm.distributions import interpolate_latents
 from dgm.entry import training_settings
 from dgm.gan import EQUILIBRIUM_D_LOSS, EQUILIBRIUM_G_LOSS, GAN, GANConfig, GANTrainer, dominated_epochs
 from dgm.models import load_model
 from dgm.results import metrics_by_latent
-from dgm.tasks.common import check_sample_epochs, finish_training, log_training_start, resume_path
+from dgm.tasks.common import TrainingSetup, run_training
 
 MODEL_FILE_VERSION = 1
 GRID_SAMPLES = 25  # 5 x 5 sample grids (seed Fig. 4)
@@ -26,62 +25,34 @@ def _gray_float(split: dict, name: str, device) -> torch.Tensor:
     return images.reshape(len(images), -1).to(device=device, dtype=torch.float32).div_(255.0)
 
 
-def train_gan(
-    *,
-    splits_path: str,
-    model_path: str,
-    metrics_path: str,
-    snapshots_path: str,
-    sample_paths: dict[int, str],
-    latent_dim: int,
-    hidden_dim: int,
-    epochs: int,
-    batch_size: int,
-    lr: float,
-    betas: tuple[float, float],
-    seed: int,
-    snapshot_epochs: list[int],
-    device: str = "auto",
-    eval_batch_size: int = 1000,
-    kill_after_epoch: int | None = None,
-) -> list[dict]:
-    """Train one GAN on the grey-level training split; write the model, per-epoch metrics,
-    snapshots (weights and 25 samples) and sample grids, with the VAE's resume conventions."""
-    dev = training.select_device(device)
-    splits = data.load_splits(splits_path)
-    meta = splits["meta"]
-    if batch_size > meta["n_train"]:
-        raise ValueError(f"gan.batch_size={batch_size} exceeds the {meta['n_train']} training images")
-    check_sample_epochs(sample_paths, snapshot_epochs)
+def train_gan(*, latent_dim: int, hidden_dim: int, epochs: int, batch_size: int, lr: float,
+              betas: tuple[float, float], seed: int, eval_batch_size: int = 1000, **job) -> list[dict]:
+    """Train one GAN on the grey-level training split through ``run_training`` (``job``: its paths,
+    snapshot epochs, device); snapshots hold weights and 25 samples."""
     options = dict(latent_dim=latent_dim, hidden_dim=hidden_dim, epochs=epochs, batch_size=batch_size, lr=lr,
-                   betas=list(betas), seed=seed, snapshot_epochs=sorted(snapshot_epochs), data=meta)
-    log_training_start("GAN", options, dev)
+                   betas=list(betas))
 
-    training.seed_everything(seed)
-    model = GAN(GANConfig(latent_dim=latent_dim, hidden_dim=hidden_dim)).to(dev)
-    trainer = GANTrainer(model, lr=lr, betas=betas, valid_x=_gray_float(splits, "valid", dev),
-                         n_samples=GRID_SAMPLES, eval_batch=eval_batch_size)
-    generator = torch.Generator(device=dev).manual_seed(seed)
-    train_data = splits["train_images"].reshape(meta["n_train"], -1).to(dev)  # uint8 (N, 784)
+    def setup(splits: dict, dev) -> TrainingSetup:
+        n_train = splits["meta"]["n_train"]
+        if batch_size > n_train:
+            raise ValueError(f"gan.batch_size={batch_size} exceeds the {n_train} training images")
+        model = GAN(GANConfig(latent_dim=latent_dim, hidden_dim=hidden_dim)).to(dev)
+        trainer = GANTrainer(model, lr=lr, betas=betas, valid_x=_gray_float(splits, "valid", dev),
+                             n_samples=GRID_SAMPLES, eval_batch=eval_batch_size)
 
-    def prepare(batch, g):  # grey levels in [0, 1]; the GAN maps them to tanh's [-1, 1] itself
-        return batch.float().div_(255.0)
+        def grey_levels(batch, g):  # in [0, 1]; the GAN maps them to tanh's [-1, 1] itself
+            return batch.float().div_(255.0)
 
-    t0 = time.perf_counter()
-    rows, snapshots = training.fit(
-        trainer, train_data, epochs=epochs, batch_size=batch_size, generator=generator,
-        checkpoint_path=resume_path(model_path), metrics_path=metrics_path,
-        fingerprint=training.config_fingerprint(options), snapshot_epochs=set(snapshot_epochs),
-        prepare_batch=prepare, device=dev, stop_after_epoch=kill_after_epoch,
-        drop_last=True,  # a last batch of one would break batch norm in train mode
-    )
-    finish_training(model, snapshots, sample_paths=sample_paths, nrow=5, label=f"z = {latent_dim}",
-                    snapshots_path=snapshots_path, model_path=model_path, options=options, device=dev,
-                    version=MODEL_FILE_VERSION)
-    last = rows[-1]
-    log.info("done in %.1f s; last epoch: L_D %.3f, L_G %.3f, D(x) %.3f, D(G(z)) %.3f", time.perf_counter() - t0,
-             last["train_d_loss"], last["train_g_loss"], last["train_d_real"], last["train_d_fake"])
-    return rows
+        train_data = splits["train_images"].reshape(n_train, -1).to(dev)  # uint8 (N, 784)
+        # drop_last: a last batch of one would break batch norm in train mode
+        return TrainingSetup(trainer, train_data, grey_levels, drop_last=True)
+
+    def summary(last: dict) -> str:
+        return (f"last epoch: L_D {last['train_d_loss']:.3f}, L_G {last['train_g_loss']:.3f}, "
+                f"D(x) {last['train_d_real']:.3f}, D(G(z)) {last['train_d_fake']:.3f}")
+
+    return run_training(label="GAN", options=options, setup=setup, seed=seed, grid=(5, f"z = {latent_dim}"),
+                        version=MODEL_FILE_VERSION, summary=summary, **job)
 
 
 def train(*, spec, cfg: dict, latent_dim: int, seed: int, device: str, **paths) -> list[dict]:

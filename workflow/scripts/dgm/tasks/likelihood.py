@@ -137,8 +137,8 @@ def estimator_sweep(*, model_path: str, splits_path: str, output_path: str, ks: 
         ess = values["ess"].mean().item() if "ess" in values else None  # the ELBO has no weights: an empty cell
         rows.append({"latent": z, "estimator": estimator, "k": k, "repeat": repeat, "log_px": mean,
                      "log_px_stderr": stderr, "ess_mean": ess, "n_images": len(x), **timing})
-        log.info("z=%d %-10s K=%-5d repeat %d: mean log p(x) %.3f ± %.3f, ESS %.1f", z, estimator, k, repeat, mean,
-                 stderr, ess)
+        log.info("z=%d %-10s K=%-5d repeat %d: mean log p(x) %.3f ± %.3f%s", z, estimator, k, repeat, mean,
+                 stderr, "" if ess is None else f", ESS {ess:.1f}")
 
     for r in range(repeats):
         start = _clock()

@@ -5,14 +5,13 @@ from __future__ import annotations
 import logging
 import math
 import os
-import time
 
 import torch
 
 from dgm import data, io, registry, training
 from dgm.entry import training_settings
 from dgm.models import build_model, load_model
-from dgm.tasks.common import finish_training, log_training_start, resume_path
+from dgm.tasks.common import TrainingSetup, run_training
 from dgm.vae import VAE, VAETrainer
 
 MODEL_FILE_VERSION = 1
@@ -23,68 +22,34 @@ def _binary_float(split: dict, name: str, device) -> torch.Tensor:
     return split[f"{name}_binary"].reshape(len(split[f"{name}_binary"]), -1).to(device=device, dtype=torch.float32)
 
 
-def train_vae(
-    *,
-    splits_path: str,
-    model_path: str,
-    metrics_path: str,
-    snapshots_path: str,
-    sample_paths: dict[int, str],
-    latent_dim: int,
-    hidden_dim: int,
-    epochs: int,
-    batch_size: int,
-    lr: float,
-    seed: int,
-    snapshot_epochs: list[int],
-    sample_mode: str = "mean",
-    device: str = "auto",
-    eval_batch_size: int = 1000,
-    kill_after_epoch: int | None = None,
-    model_class: str = "VAE",
-    model_options: dict | None = None,
-) -> list[dict]:
+def train_vae(*, latent_dim: int, hidden_dim: int, epochs: int, batch_size: int, lr: float, seed: int,
+              sample_mode: str = "mean", eval_batch_size: int = 1000, model_class: str = "VAE",
+              model_options: dict | None = None, **job) -> list[dict]:
     """Train one model of the VAE family (``model_class``, with its further ``model_options`` such
-    as the IWAE's k); write the model, per-epoch metrics, snapshots and sample grids."""
-    dev = training.select_device(device)
-    splits = data.load_splits(splits_path)
-    meta = splits["meta"]
+    as the IWAE's k) through ``run_training`` (``job``: its paths, snapshot epochs, device)."""
     model_options = dict(model_options or {})
     options = dict(latent_dim=latent_dim, hidden_dim=hidden_dim, **model_options, epochs=epochs,
-                   batch_size=batch_size, lr=lr, seed=seed, snapshot_epochs=sorted(snapshot_epochs),
-                   sample_mode=sample_mode, data=meta)
-    log_training_start(model_class, options, dev)
+                   batch_size=batch_size, lr=lr, sample_mode=sample_mode)
 
-    training.seed_everything(seed)
-    description = {"class": model_class, "latent_dim": latent_dim, "hidden_dim": hidden_dim, **model_options}
-    model = build_model(description).to(dev)
-    if not isinstance(model, VAE):
-        raise ValueError(f"{model_class} is not a model of the VAE family (dgm.vae.VAE)")
-    trainer = VAETrainer(model, lr=lr, valid_x=_binary_float(splits, "valid", dev), eval_batch=eval_batch_size,
-                         sample_mode=sample_mode)
-    generator = torch.Generator(device=dev).manual_seed(seed)
+    def setup(splits: dict, dev) -> TrainingSetup:
+        description = {"class": model_class, "latent_dim": latent_dim, "hidden_dim": hidden_dim, **model_options}
+        model = build_model(description).to(dev)
+        if not isinstance(model, VAE):
+            raise ValueError(f"{model_class} is not a model of the VAE family (dgm.vae.VAE)")
+        trainer = VAETrainer(model, lr=lr, valid_x=_binary_float(splits, "valid", dev), eval_batch=eval_batch_size,
+                             sample_mode=sample_mode)
+        if splits["meta"]["binarization"] == "static":
+            return TrainingSetup(trainer, _binary_float(splits, "train", dev))
 
-    if meta["binarization"] == "static":
-        train_data = _binary_float(splits, "train", dev)
-        prepare = None
-    else:
-        train_data = splits["train_images"].reshape(meta["n_train"], -1).to(dev)  # uint8, (N, 784)
-
-        def prepare(batch, g):  # a fresh Bernoulli draw for every minibatch
+        def fresh_binarisation(batch, g):  # a fresh Bernoulli draw for every minibatch
             return torch.bernoulli(batch.float().div_(255.0), generator=g)
 
-    t0 = time.perf_counter()
-    rows, snapshots = training.fit(
-        trainer, train_data, epochs=epochs, batch_size=batch_size, generator=generator,
-        checkpoint_path=resume_path(model_path), metrics_path=metrics_path,
-        fingerprint=training.config_fingerprint(options), snapshot_epochs=set(snapshot_epochs),
-        prepare_batch=prepare, device=dev, stop_after_epoch=kill_after_epoch,
-    )
-    finish_training(model, snapshots, sample_paths=sample_paths, nrow=4, label=f"z = {latent_dim}",
-                    snapshots_path=snapshots_path, model_path=model_path, options=options, device=dev,
-                    version=MODEL_FILE_VERSION)
-    log.info("done in %.1f s; final validation -ELBO %.2f nats", time.perf_counter() - t0, rows[-1]["valid_nelbo"])
-    return rows
+        train_data = splits["train_images"].reshape(len(splits["train_images"]), -1).to(dev)  # uint8, (N, 784)
+        return TrainingSetup(trainer, train_data, fresh_binarisation)
+
+    return run_training(label=model_class, options=options, setup=setup, seed=seed, grid=(4, f"z = {latent_dim}"),
+                        version=MODEL_FILE_VERSION, **job,
+                        summary=lambda r: f"final validation -ELBO {r['valid_nelbo']:.2f} nats")
 
 
 def train(*, spec: registry.ModelSpec, cfg: dict, latent_dim: int, seed: int, device: str, **paths) -> list[dict]:
