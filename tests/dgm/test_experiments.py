@@ -50,6 +50,8 @@ def test_config_hash_depends_on_what_defines_the_run_only():
     assert h == experiments.config_hash(experiments.run_config(**{**base, "data": {"name": "mnist", "raw_dir": "/b"}}))
     assert h != experiments.config_hash(experiments.run_config(**{**base, "section": {"hidden_dim": 32, "lr": 0.001}}))
     assert h != experiments.config_hash(experiments.run_config(**{**base, "seed": 1}))
+    more_sizes = {**base, "section": {"hidden_dim": 64, "lr": 0.001, "latent_sizes": [2, 20]}}
+    assert h == experiments.config_hash(experiments.run_config(**more_sizes))  # which runs exist, not what one is
     assert len(h) == 12
 
 

@@ -229,7 +229,7 @@ def train_params(model):
     run (for run.json), and the epochs it keeps."""
     return dict(
         model=model,
-        cfg=lambda w: run_section(model, w.point),
+        cfg=lambda w: experiments.run_section(run_section(model, w.point)),
         run_config=lambda w: run_config(model, w.point, int(w.get("latent", _latent_of(model))), int(w.seed)),
         sample_epochs=snapshot_epochs(model, "sample_epochs"),
         snapshot_epochs=train_snapshot_epochs(model),

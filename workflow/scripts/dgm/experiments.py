@@ -116,13 +116,23 @@ def check_sweep(config: dict, validate) -> None:
 # -- run records
 
 
+# Keys of a model's section that say which runs exist, not what one run is: adding a latent size
+# must not retrain (nor re-hash) the runs already there.
+RUN_SET_KEYS = ("latent_sizes",)
+
+
+def run_section(section: dict) -> dict:
+    """A model's config section as one of its runs sees it (without ``RUN_SET_KEYS``)."""
+    return {k: v for k, v in section.items() if k not in RUN_SET_KEYS}
+
+
 def run_config(*, model: str, section: dict, data: dict, latent: int, seed: int, point: dict | None = None) -> dict:
-    """What defines a run, and nothing else: the model's config section (sweep values applied), the
-    data section without the folder the files came from (their md5s identify the data), latent size,
-    seed and sweep point."""
+    """What defines a run, and nothing else: the model's config section (sweep values applied, without
+    the list of latent sizes), the data section without the folder the files came from (their md5s
+    identify the data), latent size, seed and sweep point."""
     return {
         "model": model,
-        model: dict(section),
+        model: run_section(section),
         "data": {k: v for k, v in data.items() if k != "raw_dir"},
         "latent": int(latent),
         "seed": int(seed),
