@@ -36,9 +36,11 @@ RECORD_VERSION = 1
 PACKAGES = ["torch", "torchvision", "numpy", "scipy", "pandas", "matplotlib", "snakemake", "torchmetrics", "prdc"]
 KEYS = ["dataset", "model", "point", "latent", "seed"]  # what names a run (point: the sweep point, "" if none)
 
-# Metrics of a run, by result file: (file in the run folder, how to read it). Lower is better unless
-# the name is in HIGHER_IS_BETTER. A metric a run lacks is simply absent from its row.
-HIGHER_IS_BETTER = {"parzen", "precision", "recall", "density", "coverage", "ais_log_px", "valid_d_real"}
+# Whether a metric improves when it falls or rises (compare's "better"/"worse"): log-likelihoods, Parzen
+# and the fidelity/diversity measures rise; losses, NLLs, bits/dim, FID and KID fall. Settings,
+# spreads and times are not judged.
+HIGHER_IS_BETTER = ("log_px", "parzen", "precision", "recall", "density", "coverage")
+NOT_JUDGED = ("epochs", "ais_sigma", "valid_d_real", "valid_d_fake")
 
 
 # -- sweeps: points of a model's hyperparameters, each a folder level of its runs' paths
@@ -250,7 +252,7 @@ def run_metrics(run_dir: str | os.PathLike) -> dict[str, float]:
     out: dict[str, float] = {}
     if (d / "metrics.csv").exists():
         last = _last_row(d / "metrics.csv")
-        out["epochs"] = _number(last.get("epoch"))
+        out["epochs"] = int(last["epoch"]) if _number(last.get("epoch")) is not None else None
         for k, v in last.items():
             if k.startswith("valid_") and _number(v) is not None:
                 out[k] = _number(v)
@@ -516,9 +518,11 @@ def compare(new_rows: list[dict], old_rows: list[dict]) -> list[dict]:
 
 
 def _better(metric: str, change: float) -> str:
-    if change == 0 or metric in ("epochs", "test_nelbo_stderr") or metric.endswith(("_stderr", "_std", "seconds")):
+    if change == 0 or metric in NOT_JUDGED or metric.endswith(("_stderr", "_std", "_sd", "seconds")):
         return ""
-    higher = any(metric == h or metric.startswith(h) for h in HIGHER_IS_BETTER)
+    if metric == "bdmc_gap":  # the gap bounds the estimator's error: smaller in size is better
+        return ""
+    higher = any(h in metric for h in HIGHER_IS_BETTER)
     return "better" if (change > 0) == higher else "worse"
 
 
