@@ -117,6 +117,33 @@ def test_check_run_refuses_another_configuration(tmp_path):
         experiments.check_run(d, "0123456789ab")
 
 
+def test_a_record_written_with_a_key_that_no_longer_defines_a_run_is_the_same_run(tmp_path):
+    """Records of 6cfd89d's predecessors keep the list of latent sizes in the model section and hash it;
+    the run is the same one, and a changed hyperparameter is still refused."""
+    section = {"hidden_dim": 32, "lr": 0.001}
+    d = make_run(tmp_path, "vae", 2, 0, section=section, metrics={"valid_nelbo": 150.0})
+    record = json.loads((d / "run.json").read_text())
+    record["config"]["vae"]["latent_sizes"] = [2, 20]
+    record["config"]["data"]["raw_dir"] = "/somewhere"
+    record["config_hash"] = experiments.config_hash(record["config"])  # the old definition's hash
+    (d / "run.json").write_text(json.dumps(record))
+    today = experiments.config_hash(experiments.run_config(
+        model="vae", section={**section, "latent_sizes": [2, 5]}, data={"name": "mnist"}, latent=2, seed=0))
+    assert today != record["config_hash"]
+    checked = experiments.check_run(d, today)
+    assert checked["config_hash"] == today and "latent_sizes" not in checked["config"]["vae"]
+    assert experiments.runs_table([d])[1][0]["config_hash"] == today
+    changed = experiments.config_hash(experiments.run_config(
+        model="vae", section={**section, "hidden_dim": 64}, data={"name": "mnist"}, latent=2, seed=0))
+    with pytest.raises(experiments.RunMismatch, match=f"holds the run of configuration {today}, but the "
+                                                      f"configuration asks for {changed}"):
+        experiments.check_run(d, changed)
+    record["config"] = {"model": "vae"}
+    (d / "run.json").write_text(json.dumps(record))
+    with pytest.raises(experiments.RunMismatch, match="configuration is malformed"):
+        experiments.check_run(d, today)
+
+
 def test_compare_lists_every_metric_with_its_change_and_the_seeds_spread(tmp_path):
     old = [{"dataset": "mnist", "model": "vae", "point": None, "latent": 2, "seed": s, "valid_nelbo": v,
             "fid": 30.0, "epochs": 40} for s, v in ((0, 150.0), (1, 152.0))]

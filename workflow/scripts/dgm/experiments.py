@@ -142,6 +142,15 @@ def run_config(*, model: str, section: dict, data: dict, latent: int, seed: int,
     }
 
 
+def current_form(config: dict) -> dict:
+    """A stored run configuration in today's definition of a run: records written before a key joined
+    ``RUN_SET_KEYS`` (or before the data folder was left out) hold it, and it does not make them
+    another run."""
+    model = config["model"]
+    return {**config, model: run_section(config[model]),
+            "data": {k: v for k, v in config["data"].items() if k != "raw_dir"}}
+
+
 def config_hash(config: dict) -> str:
     """A short, stable hash of a run's configuration (canonical JSON)."""
     text = json.dumps(config, sort_keys=True, separators=(",", ":"), default=str)
@@ -202,6 +211,11 @@ def read_run_record(run_dir: str | os.PathLike) -> dict:
         raise RunMismatch(f"{path}: no readable run record ({e})") from None
     if record.get("version") != RECORD_VERSION:
         raise RunMismatch(f"{path}: run record version {record.get('version')}, expected {RECORD_VERSION}")
+    try:  # the configuration and its hash as today's code defines a run (the file keeps what it was written with)
+        record["config"] = current_form(record["config"])
+    except (KeyError, TypeError, AttributeError) as e:
+        raise RunMismatch(f"{path}: the run record's configuration is malformed ({type(e).__name__}: {e})") from None
+    record["config_hash"] = config_hash(record["config"])
     return record
 
 

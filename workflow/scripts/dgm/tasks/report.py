@@ -242,7 +242,7 @@ def provenance_section(*, splits_path, config, benchmarks_dir, model_paths=(), b
     runs = [model_record(p) for p in model_paths]  # the DAG's order: models as configured, then latent, seed
     records = []
     for path in record_paths:  # every run's run.json (dgm.experiments): what produced it
-        r = read_json(path)
+        r = experiments.read_run_record(Path(path).parent)  # its hash as the runs table shows it
         git = r["git"]
         records.append({**{k: v for k, v in run_key(path).items() if k != "dataset"},
                         "point": run_key(path)["point"] or "–", "hash": r["config_hash"],
