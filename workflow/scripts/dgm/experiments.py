@@ -40,7 +40,7 @@ KEYS = ["dataset", "model", "point", "latent", "seed"]  # what names a run (poin
 # and the fidelity/diversity measures rise; losses, NLLs, bits/dim, FID and KID fall. Settings,
 # spreads and times are not judged.
 HIGHER_IS_BETTER = ("log_px", "parzen", "precision", "recall", "density", "coverage")
-NOT_JUDGED = ("epochs", "ais_sigma", "valid_d_real", "valid_d_fake")
+NOT_JUDGED = ("epochs", "ais_sigma", "valid_d_real", "valid_d_fake", "bdmc_gap")  # the BDMC gap: its size matters
 
 
 # -- sweeps: points of a model's hyperparameters, each a folder level of its runs' paths
@@ -146,9 +146,8 @@ def current_form(config: dict) -> dict:
     """A stored run configuration in today's definition of a run: records written before a key joined
     ``RUN_SET_KEYS`` (or before the data folder was left out) hold it, and it does not make them
     another run."""
-    model = config["model"]
-    return {**config, model: run_section(config[model]),
-            "data": {k: v for k, v in config["data"].items() if k != "raw_dir"}}
+    return run_config(model=config["model"], section=config[config["model"]], data=config["data"],
+                      latent=config["latent"], seed=config["seed"], point=config["point"])
 
 
 def config_hash(config: dict) -> str:
@@ -266,7 +265,8 @@ def run_metrics(run_dir: str | os.PathLike) -> dict[str, float]:
     out: dict[str, float] = {}
     if (d / "metrics.csv").exists():
         last = _last_row(d / "metrics.csv")
-        out["epochs"] = int(last["epoch"]) if _number(last.get("epoch")) is not None else None
+        epoch = _number(last.get("epoch"))
+        out["epochs"] = None if epoch is None else int(epoch)
         for k, v in last.items():
             if k.startswith("valid_") and _number(v) is not None:
                 out[k] = _number(v)
@@ -533,8 +533,6 @@ def compare(new_rows: list[dict], old_rows: list[dict]) -> list[dict]:
 
 def _better(metric: str, change: float) -> str:
     if change == 0 or metric in NOT_JUDGED or metric.endswith(("_stderr", "_std", "_sd", "seconds")):
-        return ""
-    if metric == "bdmc_gap":  # the gap bounds the estimator's error: smaller in size is better
         return ""
     higher = any(h in metric for h in HIGHER_IS_BETTER)
     return "better" if (change > 0) == higher else "worse"
