@@ -159,3 +159,18 @@ def test_write_uncompressed_validates_before_writing(tmp_path):
     with pytest.raises(data.DataError, match=STEMS["test_images"]):
         data.write_uncompressed(data.find_raw_files(folder), outputs)
     assert not any(p.exists() for p in outputs.values())
+
+
+def test_bernoulli_draw_is_torch_bernoulli_bitwise_and_leaves_the_same_generator_state():
+    """The fast dynamic binarisation draws exactly what torch.bernoulli draws on a CPU, so training
+    batches (and everything after them) are unchanged."""
+    images = torch.randint(0, 256, (37, 784), dtype=torch.uint8, generator=torch.Generator().manual_seed(3))
+    probs = images.float().div_(255.0)
+    for seed in range(3):
+        g_fast, g_torch = torch.Generator().manual_seed(seed), torch.Generator().manual_seed(seed)
+        fast = data.binarize_batch(images, g_fast)
+        assert torch.equal(fast, torch.bernoulli(probs, generator=g_torch))
+        assert fast.dtype == torch.float32 and set(fast.unique().tolist()) <= {0.0, 1.0}
+        assert torch.equal(g_fast.get_state(), g_torch.get_state())
+    assert torch.equal(data.binarize_batch(torch.full((2, 3), 255, dtype=torch.uint8), g_fast), torch.ones(2, 3))
+    assert torch.equal(data.binarize_batch(torch.zeros((2, 3), dtype=torch.uint8), g_fast), torch.zeros(2, 3))

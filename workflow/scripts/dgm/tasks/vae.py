@@ -41,11 +41,8 @@ def train_vae(*, latent_dim: int, hidden_dim: int, epochs: int, batch_size: int,
         if splits["meta"]["binarization"] == "static":
             return TrainingSetup(trainer, _binary_float(splits, "train", dev))
 
-        def fresh_binarisation(batch, g):  # a fresh Bernoulli draw for every minibatch
-            return torch.bernoulli(batch.float().div_(255.0), generator=g)
-
         train_data = splits["train_images"].reshape(len(splits["train_images"]), -1).to(dev)  # uint8, (N, 784)
-        return TrainingSetup(trainer, train_data, fresh_binarisation)
+        return TrainingSetup(trainer, train_data, data.binarize_batch)  # a fresh draw for every minibatch
 
     return run_training(label=model_class, options=options, setup=setup, seed=seed, grid=(4, f"z = {latent_dim}"),
                         version=MODEL_FILE_VERSION, **job,
