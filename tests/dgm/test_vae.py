@@ -37,6 +37,31 @@ def test_bernoulli_log_likelihood_exact():
     assert D.bernoulli_log_likelihood(x, logits).item() == pytest.approx(2 * math.log(0.5), abs=1e-6)
 
 
+def test_bernoulli_log_likelihood_gradient_is_bce_bitwise_and_value_to_rounding():
+    """The training path's fast forward keeps BCE-with-logits' gradient bit for bit (so training is
+    unchanged) and its value to float rounding, for binary and grey targets and broadcast latents."""
+    g = torch.Generator().manual_seed(0)
+    logits = (torch.randn(3, 64, 784, generator=g) * 6).requires_grad_()
+    reference = logits.detach().clone().requires_grad_()
+    for x in (torch.bernoulli(torch.full((64, 784), 0.3), generator=g), torch.rand(64, 784, generator=g)):
+        weights = torch.randn(3, 64, generator=g)
+        fast = D.bernoulli_log_likelihood(x, logits)  # (3, 64)
+        bce = -torch.nn.functional.binary_cross_entropy_with_logits(
+            reference, x.expand_as(reference), reduction="none").sum(-1)
+        torch.testing.assert_close(fast, bce, rtol=1e-6, atol=1e-3)
+        (fast * weights).sum().backward()
+        (bce * weights).sum().backward()
+        assert torch.equal(logits.grad, reference.grad)
+        logits.grad = reference.grad = None
+
+
+def test_bernoulli_log_likelihood_gradients_in_both_arguments_and_second_order():
+    x = torch.rand(3, 5, dtype=torch.float64, requires_grad=True)
+    logits = (torch.randn(2, 3, 5, dtype=torch.float64) * 3).requires_grad_()
+    assert torch.autograd.gradcheck(D.bernoulli_log_likelihood, (x, logits))
+    assert torch.autograd.gradgradcheck(D.bernoulli_log_likelihood, (x, logits))
+
+
 def test_evaluation_log_likelihood_equals_the_training_formula():
     """Without autograd VAE.log_likelihood takes its in-place path: the same numbers, also for huge logits."""
     model = V.VAE(V.VAEConfig(latent_dim=3, hidden_dim=16))
