@@ -119,3 +119,23 @@ def test_statistics_stay_on_the_device_and_are_read_once_per_epoch(tmp_path, mon
     strip = lambda rows: [{k: v for k, v in r.items() if "seconds" not in k} for r in rows]  # noqa: E731
     assert strip(deferred) == strip(at_once)  # the same float64 sums, in the same order
     assert reads == [200, 200]  # one read per epoch
+
+
+def test_adam_uses_the_fused_kernel_and_makes_adams_update():
+    """training.adam is torch's Adam with fused=True on a CPU: the update equals the default
+    implementation's to float rounding, from the same gradients."""
+    torch.manual_seed(0)
+    fused_params = [torch.nn.Parameter(torch.randn(30, 20)), torch.nn.Parameter(torch.randn(20))]
+    plain_params = [torch.nn.Parameter(p.detach().clone()) for p in fused_params]
+    fused, plain = training.adam(fused_params, lr=1e-2, betas=(0.5, 0.999)), torch.optim.Adam(
+        plain_params, lr=1e-2, betas=(0.5, 0.999), foreach=False)
+    assert fused.param_groups[0]["fused"] is True
+    for _ in range(20):
+        for p, q in zip(fused_params, plain_params):
+            p.grad = torch.randn_like(p)
+            q.grad = p.grad.clone()
+        fused.step()
+        plain.step()
+    for p, q in zip(fused_params, plain_params):
+        torch.testing.assert_close(p, q, rtol=0, atol=1e-5)
+    assert not torch.equal(fused_params[0], torch.zeros(30, 20))

@@ -63,7 +63,7 @@ from torch import nn
 
 from dgm.config import ModelConfig
 from dgm.distributions import log_standard_normal
-from dgm.training import Trainer, batched_means
+from dgm.training import Trainer, adam, batched_means
 
 N_LEVELS = 256  # 8-bit pixels: values 0..255, each owning a unit-width dequantisation bin
 
@@ -466,7 +466,7 @@ class FlowTrainer(Trainer):
             raise ValueError(f"grad_clip must be a positive number or None, got {grad_clip!r}")
         if valid_x.ndim < 2 or valid_x[0].numel() != model.data_dim:
             raise ValueError(f"valid_x must hold images of {model.data_dim} pixels, got shape {tuple(valid_x.shape)}")
-        super().__init__(model, {"optimizer": torch.optim.Adam(model.parameters(), lr=lr)})
+        super().__init__(model, {"optimizer": adam(model.parameters(), lr=lr)})
         self.grad_clip = grad_clip
         self.valid_x = valid_x  # (N, 784) pixel values 0..255 (uint8), on the model's device
         self.n_samples = n_samples

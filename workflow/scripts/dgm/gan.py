@@ -26,7 +26,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from dgm.config import ModelConfig
-from dgm.training import Trainer
+from dgm.training import Trainer, adam
 
 # At the optimum of the game p_g = p_data, so the best discriminator outputs D = 1/2 everywhere
 # (seed §2.3). Then L_D = -log(1/2) - log(1 - 1/2) = 2 log 2 = log 4 and L_G = -log(1/2) = log 2.
@@ -214,8 +214,8 @@ def dominated_epochs(d_real, d_fake, *, tol: float = DOMINANCE_TOL, run: int = D
 def make_optimizers(gan: GAN, *, lr: float = 5e-4, betas: tuple[float, float] = (0.9, 0.999)):
     """(opt_d, opt_g): one Adam per network with the seed's fixed lr 5e-4 (§2.5). The seed does
     not state Adam's betas, so torch's defaults are kept rather than DCGAN's (0.5, 0.999)."""
-    opt_d = torch.optim.Adam(gan.discriminator.parameters(), lr=lr, betas=betas)
-    opt_g = torch.optim.Adam(gan.generator.parameters(), lr=lr, betas=betas)
+    opt_d = adam(gan.discriminator.parameters(), lr=lr, betas=betas)
+    opt_g = adam(gan.generator.parameters(), lr=lr, betas=betas)
     return opt_d, opt_g
 
 

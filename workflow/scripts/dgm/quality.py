@@ -27,7 +27,7 @@ from torchmetrics.image.fid import FrechetInceptionDistance
 from torchmetrics.image.kid import KernelInceptionDistance
 
 from dgm.config import ModelConfig
-from dgm.training import Trainer, batched_means, fit
+from dgm.training import Trainer, adam, batched_means, fit
 
 
 @dataclass(frozen=True)
@@ -86,7 +86,7 @@ class ClassifierTrainer(Trainer):
 
     def __init__(self, model: Classifier, *, lr: float, valid: tuple[torch.Tensor, torch.Tensor] | None = None,
                  eval_batch: int = 1000):
-        super().__init__(model, {"optimizer": torch.optim.Adam(model.parameters(), lr=lr)})
+        super().__init__(model, {"optimizer": adam(model.parameters(), lr=lr)})
         self.valid, self.eval_batch = valid, eval_batch
 
     def train_step(self, batch: tuple[torch.Tensor, torch.Tensor], generator: torch.Generator) -> dict:

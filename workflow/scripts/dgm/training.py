@@ -68,6 +68,15 @@ def config_fingerprint(config: dict) -> str:
     return hashlib.sha256(json.dumps(config, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
+def adam(params, **options) -> torch.optim.Adam:
+    """``torch.optim.Adam`` with its fused kernel where torch has one for the parameters' device (CPU,
+    CUDA): one pass over each tensor per step instead of about eight (tests/bench/bench_training.py).
+    The same update to float rounding. A resumed run keeps the setting its checkpoint was saved with."""
+    params = list(params)
+    fused = all(p.device.type in ("cpu", "cuda") and p.is_floating_point() for p in params)
+    return torch.optim.Adam(params, fused=fused or None, **options)
+
+
 def write_csv(rows: list[dict], path: str | os.PathLike) -> None:
     """Write rows atomically; columns are the union of keys in first-seen order."""
     columns: list[str] = []

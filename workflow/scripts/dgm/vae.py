@@ -18,7 +18,7 @@ from torch import nn
 
 from dgm.config import ModelConfig
 from dgm.distributions import bernoulli_log_likelihood, gaussian_kl_standard_normal, log_sigmoid_sum_
-from dgm.training import Trainer, batched_means
+from dgm.training import Trainer, adam, batched_means
 
 
 @dataclass(frozen=True)
@@ -112,7 +112,7 @@ class VAETrainer(Trainer):
 
     def __init__(self, model: VAE, *, lr: float, valid_x: torch.Tensor, n_samples: int = 16, eval_batch: int = 1000,
                  sample_mode: str = "mean"):
-        super().__init__(model, {"optimizer": torch.optim.Adam(model.parameters(), lr=lr)})
+        super().__init__(model, {"optimizer": adam(model.parameters(), lr=lr)})
         self.sample_mode = sample_mode
         self.valid_x = valid_x  # (N, 784) float {0, 1}, fixed-seed binarised, on the model's device
         self.n_samples = n_samples
