@@ -2,6 +2,7 @@
 speed on the same shapes, and the pipeline's loop against a plain DataLoader loop.
 
     .venv/bin/python tests/bench/bench_training.py [--quick] [--raw-dir ../shared/data/mnist-mini] [--device cuda]
+                                                   [--only vae iwae gan flow estimator] [--epochs 3]
 
 Rows: the training step of the VAE (z = 20, 784-500-20, batch 128, dynamic binarisation), the IWAE
 (the same networks, k = 5), the GAN (the default 100-128-...-1024-784 generator and 784-512-256-1
@@ -26,6 +27,11 @@ Columns:
   GPU, as the VAE example), and ``.item()`` on the losses every step -- and how many times faster the
   pipeline's loop is. The estimator's plain loop is the textbook one: K samples per image at once
   in chunks, ``binary_cross_entropy_with_logits`` per row, ``logsumexp``.
+- ``examples s/10k``, ``x examples`` (the VAE): pytorch/examples' vae/main.py whole, not only its
+  loop -- its own module (fc1, fc21, fc22, fc3, fc4 at the pipeline's widths, 784-500-20), sigmoid
+  outputs, ``F.binary_cross_entropy(reduction="sum")`` plus the KL, default Adam, ``loss.item()``
+  every step -- over the same DataLoader and binarised images: the script the pipeline replaces.
+  The ``plain`` loop shares the pipeline's model code, so it times the loop alone.
 
 Variants (rows marked ``+``): the GAN's discriminator step with one pass over real and fake images
 together (``torch.cat``; dropout draws independent masks per row either way); ``torch.compile`` of
@@ -163,6 +169,38 @@ def plain_vae_step(model, opt) -> Callable:
     return step
 
 
+class ExamplesVAE(torch.nn.Module):
+    """pytorch/examples' vae/main.py model, at the pipeline's widths."""
+
+    def __init__(self, hidden: int = 500, latent: int = 20):
+        super().__init__()
+        self.fc1, self.fc3 = torch.nn.Linear(784, hidden), torch.nn.Linear(latent, hidden)
+        self.fc21, self.fc22 = torch.nn.Linear(hidden, latent), torch.nn.Linear(hidden, latent)
+        self.fc4 = torch.nn.Linear(hidden, 784)
+
+    def forward(self, x):
+        h1 = F.relu(self.fc1(x.view(-1, 784)))
+        mu, logvar = self.fc21(h1), self.fc22(h1)
+        z = mu + torch.randn_like(mu) * torch.exp(0.5 * logvar)
+        return torch.sigmoid(self.fc4(F.relu(self.fc3(z)))), mu, logvar
+
+
+def examples_vae_step(device: torch.device) -> Callable:
+    model = ExamplesVAE().to(device)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+
+    def step(x):  # vae/main.py's train(): its loss_function, loss.item() every step
+        x = torch.bernoulli(x.view(-1, 784))
+        opt.zero_grad()
+        recon, mu, logvar = model(x)
+        loss = (F.binary_cross_entropy(recon, x, reduction="sum")
+                - 0.5 * torch.sum(1 + logvar - mu.pow(2) - logvar.exp()))
+        loss.backward()
+        loss.item()
+        opt.step()
+    return step
+
+
 def plain_gan_step(gan: GAN, opt_d, opt_g) -> Callable:
     def step(x):  # PyTorch-GAN gan.py: both losses printed with .item() every batch
         opt_d.zero_grad()
@@ -234,6 +272,7 @@ class Case:
     images: int  # training images this case uses
     drop_last: bool = False
     notes: list[str] = field(default_factory=list)
+    examples: Callable[[], Callable] | None = None  # -> the reference script's own step (the VAE)
 
 
 def cases(args, valid_binary, valid_gray, valid_pixels) -> list[Case]:
@@ -247,7 +286,7 @@ def cases(args, valid_binary, valid_gray, valid_pixels) -> list[Case]:
     flow_c = FlowConfig()
     coupling = [392, flow_c.hidden_dim, flow_c.hidden_dim, 784]  # the live part of 784-1024-1024-1568
     flow_layers = mlp(128, coupling) + mlp(128, coupling, first="fiw") * (2 * flow_c.n_blocks - 1)
-    binarise = lambda b, g: torch.bernoulli(b.float().div_(255.0), generator=g)  # noqa: E731
+    binarise = data.binarize_batch
     gray = lambda b, g: b.float().div_(255.0)  # noqa: E731
 
     def vae(cls, config, compiled=False):
@@ -289,7 +328,8 @@ def cases(args, valid_binary, valid_gray, valid_pixels) -> list[Case]:
 
     n, n_flow = args.images, args.flow_images
     groups = [
-        [Case("vae z=20", vae(VAE, VAEConfig(latent_dim=20)), 128, vae_layers(128), n)],
+        [Case("vae z=20", vae(VAE, VAEConfig(latent_dim=20)), 128, vae_layers(128), n,
+              examples=lambda: examples_vae_step(args.device))],
         [Case("iwae z=20 k=5", vae(IWAE, IWAEConfig(latent_dim=20, k=5)), 128, vae_layers(128, 5), n)],
         [Case("gan", gan(), 64, gan_layers, n, drop_last=True)],
         [Case("flow", flow(), 128, flow_layers, n_flow)],
@@ -301,6 +341,9 @@ def cases(args, valid_binary, valid_gray, valid_pixels) -> list[Case]:
                               drop_last=True))
         groups[3].append(Case("+ flow, torch.compile", flow(compiled=True), 128, flow_layers, n_flow))
     return groups
+
+
+ROWS = ("vae", "iwae", "gan", "flow", "estimator")  # the groups ``cases`` returns, in order, then the estimator
 
 
 def run_group(group: list[Case], train: torch.Tensor, args) -> list[dict]:
@@ -328,6 +371,10 @@ def run_group(group: list[Case], train: torch.Tensor, args) -> list[dict]:
             loader = plain_loader(x.cpu(), case.batch_size, args.device, case.drop_last)
             runners.append((case.name, "plain", lambda step=plain_step, loader=loader: plain_epoch(step, loader,
                                                                                                    args.device)))
+        if case.examples is not None:
+            loader = plain_loader(x.cpu(), case.batch_size, args.device, case.drop_last)
+            runners.append((case.name, "examples", lambda step=case.examples(), loader=loader: plain_epoch(
+                step, loader, args.device)))
     best: dict[tuple[str, str], float] = {}
     matmul = {case.name: 0.0 for case in group}  # the best GFLOP/s of the plain matmuls, measured in turn too
     for _ in range(args.epochs):
@@ -353,8 +400,9 @@ def run_group(group: list[Case], train: torch.Tensor, args) -> list[dict]:
         result = {"name": case.name, "batch": case.batch_size, "s10k": seconds * 10_000 / n,
                   "gflop_step": step_flops / 1e9, "gflops": step_flops * n_steps / seconds / 1e9,
                   "matmul": matmul[case.name]}
-        if (case.name, "plain") in best:
-            result["plain_s10k"] = best[case.name, "plain"] * 10_000 / n
+        for what in ("plain", "examples"):
+            if (case.name, what) in best:
+                result[f"{what}_s10k"] = best[case.name, what] * 10_000 / n
         results.append(result)
     return results
 
@@ -421,6 +469,7 @@ def main():
     ap.add_argument("--k", type=int, help="importance samples per image in the estimator row [1000; quick: 100]")
     ap.add_argument("--estimator-images", type=int, default=200)
     ap.add_argument("--matmul-seconds", type=float, help="time each matmul loop this long [1; quick: 0.5]")
+    ap.add_argument("--only", nargs="+", choices=ROWS, help=f"time only these rows' models (default: all of {ROWS})")
     ap.add_argument("--variants", action=argparse.BooleanOptionalAction,
                     help="the joint-D and torch.compile rows (compiling takes minutes) [yes; quick: no]")
     args = ap.parse_args()
@@ -448,18 +497,21 @@ def main():
     big = 2048 if args.device.type == "cpu" else 8192
     peak = matmul_gflops([Layer(big, big, big, "f")], args.device, args.matmul_seconds)
     results = []
-    for group in cases(args, valid_binary, valid.float() / 255, valid):
+    for name, group in zip(ROWS, cases(args, valid_binary, valid.float() / 255, valid)):
+        if args.only and name not in args.only:
+            continue
         print(f"running {', '.join(case.name for case in group)} ...", file=sys.stderr, flush=True)
         results += run_group(group, train, args)
-    print("running the IS estimator ...", file=sys.stderr, flush=True)
-    results.append(run_estimator(test_binary, args))
+    if not args.only or "estimator" in args.only:
+        print("running the IS estimator ...", file=sys.stderr, flush=True)
+        results.append(run_estimator(test_binary, args))
 
     where = training.describe_device(args.device)
     print(f"\n{where}; best of {args.epochs} epochs; {args.images} training images ({args.flow_images} for the "
           f"flow); load average {', '.join(f'{v:.2f}' for v in os.getloadavg())} at the end")
     print(f"plain {big}x{big}x{big} matmul: {peak:.1f} GFLOP/s")
     header = (f"{'':24} {'batch':>5} {'s/10k':>8} {'GFLOP/step':>10} {'GFLOP/s':>8} {'matmul':>8} {'%':>4} "
-              f"{'plain s/10k':>11} {'x plain':>7}")
+              f"{'plain s/10k':>11} {'x plain':>7} {'examples s/10k':>14} {'x examples':>10}")
     print(header)
     print("-" * len(header))
     for r in results:
@@ -468,10 +520,12 @@ def main():
             continue
         plain = (f"{r['plain_s10k']:>11.2f} {r['plain_s10k'] / r['s10k']:>7.2f}" if "plain_s10k" in r
                  else f"{'':>11} {'':>7}")
+        if "examples_s10k" in r:
+            plain += f" {r['examples_s10k']:>14.2f} {r['examples_s10k'] / r['s10k']:>10.2f}"
         print(f"{r['name']:24} {r['batch']:>5} {r['s10k']:>8.2f} {r['gflop_step']:>10.3f} {r['gflops']:>8.1f} "
               f"{r['matmul']:>8.1f} {100 * r['gflops'] / r['matmul']:>4.0f} {plain}")
     print("s/10k: seconds per epoch per 10,000 images (the estimator: per 10,000 test images at its K); "
-          "x plain: the DataLoader loop's time over the pipeline's")
+          "x plain: the DataLoader loop's time over the pipeline's; x examples: pytorch/examples' VAE script's")
 
 
 if __name__ == "__main__":
