@@ -270,23 +270,11 @@ def validation_count(valid_size: float, n: int) -> int:
     return n_valid
 
 
-def bernoulli_draw(probs: torch.Tensor, *, generator: torch.Generator) -> torch.Tensor:
-    """``torch.bernoulli(probs, generator=generator)``, about 2x faster on a CPU.
-
-    On a CPU torch.bernoulli draws one uniform per element, in order, and compares it with p; a
-    single ``torch.rand`` does the same draws in a faster kernel, so the result and the generator's
-    state afterwards are bitwise torch.bernoulli's (tested). Elsewhere torch.bernoulli itself runs.
-    """
-    import torch
-
-    if probs.device.type != "cpu":
-        return torch.bernoulli(probs, generator=generator)
-    return (torch.rand(probs.shape, generator=generator, dtype=probs.dtype) < probs).to(probs.dtype)
-
-
 def binarize_batch(images_uint8: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     """Float {0, 1} images from uint8 ones, one Bernoulli draw per pixel with p = intensity / 255:
     the dynamic binarisation of every training minibatch."""
+    from dgm.distributions import bernoulli_draw  # torch: not at import (see the module's docstring)
+
     return bernoulli_draw(images_uint8.float().div_(255.0), generator=generator)
 
 

@@ -31,28 +31,31 @@ def log_standard_normal(z: torch.Tensor) -> torch.Tensor:
     return -0.5 * (LOG_2PI + z.pow(2)).sum(-1)
 
 
-def log_sigmoid_sum_(s: torch.Tensor) -> torch.Tensor:
-    """sum over the last axis of log sigmoid(s), overwriting s: per element min(s, 0) + log sigmoid(|s|).
+def _log_sigmoid_abs_sum_(s: torch.Tensor) -> torch.Tensor:
+    """sum over the last axis of log sigmoid(|s|), overwriting s. sigmoid(|s|) lies in [1/2, 1], so
+    this is stable for any s without ``log1p`` (behind ``logsigmoid``, ``softplus`` and the BCE
+    losses), which this CPU build does not vectorise: about 2x faster (tests/bench/bench_training.py)."""
+    return s.abs_().sigmoid_().log_().sum(-1)
 
-    Stable for any s (sigmoid(|s|) lies in [1/2, 1]) and equal to ``F.logsigmoid`` to float rounding,
-    but without ``log1p`` (behind ``logsigmoid``, ``softplus`` and the BCE losses), which this CPU
-    build does not vectorise: about 2x faster (tests/bench/bench_training.py). For binary x,
-    log Bern(x; sigmoid(t)) = log sigmoid((2x - 1) t).
+
+def log_sigmoid_sum_(s: torch.Tensor) -> torch.Tensor:
+    """sum over the last axis of log sigmoid(s), overwriting s: per element min(s, 0) + log sigmoid(|s|),
+    equal to ``F.logsigmoid`` to float rounding. For binary x, log Bern(x; sigmoid(t)) = log sigmoid((2x - 1) t).
     """
-    return s.clamp(max=0).sum(-1) + s.abs_().sigmoid_().log_().sum(-1)
+    return s.clamp(max=0).sum(-1) + _log_sigmoid_abs_sum_(s)
 
 
 class _BernoulliLogLikelihood(torch.autograd.Function):
     """log Bern(x; sigmoid(t)) = x t - softplus(t) summed over the last axis, for x in [0, 1].
 
-    softplus(t) = max(t, 0) - log sigmoid(|t|), computed without ``log1p`` (see ``log_sigmoid_sum_``).
+    softplus(t) = max(t, 0) - log sigmoid(|t|), computed without ``log1p`` (``_log_sigmoid_abs_sum_``).
     The gradient in t is written as ``binary_cross_entropy_with_logits`` writes it, (sigmoid(t) - x)
     times the incoming gradient, so training gradients are bitwise those of the BCE form.
     """
 
     @staticmethod
     def forward(x: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
-        return (x * logits).sub_(logits.clamp(min=0)).sum(-1) + logits.abs().sigmoid_().log_().sum(-1)
+        return (x * logits).sub_(logits.clamp(min=0)).sum(-1) + _log_sigmoid_abs_sum_(logits.abs())
 
     @staticmethod
     def setup_context(ctx, inputs, output):
@@ -71,6 +74,15 @@ def bernoulli_log_likelihood(x: torch.Tensor, logits: torch.Tensor) -> torch.Ten
     """log Bern(x; sigmoid(logits)) summed over the last axis, stable for any logits: x (B, D) in [0, 1]
     against logits (..., B, D) -> (..., B). Differentiable in both, twice too."""
     return _BernoulliLogLikelihood.apply(x, logits)
+
+
+def bernoulli_draw(probs: torch.Tensor, *, generator: torch.Generator | None = None) -> torch.Tensor:
+    """x ~ Bern(probs) as 0/1 in probs' dtype: one uniform per element, drawn on the generator's device,
+    compared with p. On a CPU these are torch.bernoulli's draws bit for bit, and the generator ends in
+    the same state (tested); one ``torch.rand`` is about 2x faster than torch.bernoulli there."""
+    device = generator.device if generator is not None else probs.device
+    u = torch.rand(probs.shape, generator=generator, device=device, dtype=probs.dtype).to(probs.device)
+    return (u < probs).to(probs.dtype)
 
 
 def interpolate_latents(z0: torch.Tensor, z1: torch.Tensor, steps: int, method: str = "linear") -> torch.Tensor:
@@ -196,7 +208,4 @@ class BernoulliObservation:
     @torch.no_grad()
     def sample(self, z: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         """Binary x (B, D) for z (B, Z); uniforms drawn on the generator's device."""
-        probs = torch.sigmoid(_flat_decode(self.logits, z))  # (B, D)
-        device = generator.device if generator is not None else probs.device
-        u = torch.rand(probs.shape, generator=generator, device=device, dtype=probs.dtype).to(probs.device)
-        return (u < probs).to(probs.dtype)
+        return bernoulli_draw(torch.sigmoid(_flat_decode(self.logits, z)), generator=generator)  # (B, D)
