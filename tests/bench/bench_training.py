@@ -27,6 +27,9 @@ Columns:
   GPU, as the VAE example), and ``.item()`` on the losses every step -- and how many times faster the
   pipeline's loop is. The estimator's plain loop is the textbook one: K samples per image at once
   in chunks, ``binary_cross_entropy_with_logits`` per row, ``logsumexp``.
+- ``loader``: seconds per 10,000 images of that DataLoader alone, nothing done with its batches. The
+  rest of ``plain s/10k`` is a step of the same model code (plus ``.item()`` and ``torch.bernoulli``),
+  so ``x plain`` is a little over 1 + ``loader`` / ``s/10k``: a faster step speeds up both loops.
 - ``examples s/10k``, ``x examples`` (the VAE): pytorch/examples' vae/main.py whole, not only its
   loop -- its own module (fc1, fc21, fc22, fc3, fc4 at the pipeline's widths, 784-500-20), sigmoid
   outputs, ``F.binary_cross_entropy(reduction="sum")`` plus the KL, default Adam, ``loss.item()``
@@ -371,6 +374,8 @@ def run_group(group: list[Case], train: torch.Tensor, args) -> list[dict]:
             loader = plain_loader(x.cpu(), case.batch_size, args.device, case.drop_last)
             runners.append((case.name, "plain", lambda step=plain_step, loader=loader: plain_epoch(step, loader,
                                                                                                    args.device)))
+            runners.append((case.name, "loader", lambda loader=loader: plain_epoch(lambda x: None, loader,
+                                                                                     args.device)))
         if case.examples is not None:
             loader = plain_loader(x.cpu(), case.batch_size, args.device, case.drop_last)
             runners.append((case.name, "examples", lambda step=case.examples(), loader=loader: plain_epoch(
@@ -400,7 +405,7 @@ def run_group(group: list[Case], train: torch.Tensor, args) -> list[dict]:
         result = {"name": case.name, "batch": case.batch_size, "s10k": seconds * 10_000 / n,
                   "gflop_step": step_flops / 1e9, "gflops": step_flops * n_steps / seconds / 1e9,
                   "matmul": matmul[case.name]}
-        for what in ("plain", "examples"):
+        for what in ("plain", "loader", "examples"):
             if (case.name, what) in best:
                 result[f"{what}_s10k"] = best[case.name, what] * 10_000 / n
         results.append(result)
@@ -511,7 +516,7 @@ def main():
           f"flow); load average {', '.join(f'{v:.2f}' for v in os.getloadavg())} at the end")
     print(f"plain {big}x{big}x{big} matmul: {peak:.1f} GFLOP/s")
     header = (f"{'':24} {'batch':>5} {'s/10k':>8} {'GFLOP/step':>10} {'GFLOP/s':>8} {'matmul':>8} {'%':>4} "
-              f"{'plain s/10k':>11} {'x plain':>7} {'examples s/10k':>14} {'x examples':>10}")
+              f"{'plain s/10k':>11} {'x plain':>7} {'loader':>6} {'examples s/10k':>14} {'x examples':>10}")
     print(header)
     print("-" * len(header))
     for r in results:
@@ -520,12 +525,14 @@ def main():
             continue
         plain = (f"{r['plain_s10k']:>11.2f} {r['plain_s10k'] / r['s10k']:>7.2f}" if "plain_s10k" in r
                  else f"{'':>11} {'':>7}")
+        plain += f" {r['loader_s10k']:>6.2f}" if "loader_s10k" in r else f" {'':>6}"
         if "examples_s10k" in r:
             plain += f" {r['examples_s10k']:>14.2f} {r['examples_s10k'] / r['s10k']:>10.2f}"
         print(f"{r['name']:24} {r['batch']:>5} {r['s10k']:>8.2f} {r['gflop_step']:>10.3f} {r['gflops']:>8.1f} "
               f"{r['matmul']:>8.1f} {100 * r['gflops'] / r['matmul']:>4.0f} {plain}")
     print("s/10k: seconds per epoch per 10,000 images (the estimator: per 10,000 test images at its K); "
-          "x plain: the DataLoader loop's time over the pipeline's; x examples: pytorch/examples' VAE script's")
+          "x plain: the DataLoader loop's time over the pipeline's; loader: that DataLoader's epoch alone; "
+          "x examples: pytorch/examples' VAE script's")
 
 
 if __name__ == "__main__":
