@@ -36,6 +36,11 @@ Columns:
   every step -- over the same DataLoader and binarised images: the script the pipeline replaces.
   The ``plain`` loop shares the pipeline's model code, so it times the loop alone.
 
+The row ``- vae: matmuls+Adam`` (``MatmulsAndAdamTrainer``) runs only the VAE step's matmuls and its
+Adam step through ``fit`` (with the minibatch gather and the binarisation): the least any exact step
+of that model costs here, with ``x examples`` = pytorch/examples' time over it (its GFLOP/s column
+counts the same FLOPs).
+
 Variants (rows marked ``+``): the GAN's discriminator step with one pass over real and fake images
 together (``torch.cat``; dropout draws independent masks per row either way); ``torch.compile`` of
 the VAE's and the flow's loss (Inductor; on a CPU it needs a C++ compiler). A variant that fails
@@ -258,6 +263,39 @@ class JointDiscriminatorTrainer(GANTrainer):
                     "d_fake": torch.sigmoid(logit_fake).mean(), "g_loss": stats_g["g_loss"]}
 
 
+class MatmulsAndAdamTrainer(VAETrainer):
+    """A floor for any exact training step of its model: only the step's matmuls -- every linear layer's
+    forward, input gradient (but the first layer's) and weight gradient, on the batch and on activations
+    and gradients of the right shapes -- and the fused Adam step; ``fit`` adds the minibatch gather and
+    the dynamic binarisation, as for the real step. What a step must add to this (ReLUs, the likelihood,
+    the KL, bias gradients, autograd) is the difference to its row."""
+
+    def __init__(self, model, *, batch_size: int = 128, **options):
+        super().__init__(model, **options)
+        self.linears = [m for m in model.modules() if isinstance(m, torch.nn.Linear)]
+        device = next(model.parameters()).device
+        g = torch.Generator(device=device).manual_seed(0)
+        rand = lambda *shape: torch.randn(shape, generator=g, device=device)  # noqa: E731
+        self.inputs = [None] + [rand(batch_size, m.in_features) for m in self.linears[1:]]  # the first: the batch
+        self.output_grads = [rand(batch_size, m.out_features) for m in self.linears]
+        for p in model.parameters():
+            p.grad = torch.zeros_like(p)
+
+    @torch.no_grad()
+    def train_step(self, x, generator):
+        for i, (layer, g) in enumerate(zip(self.linears, self.output_grads)):
+            inputs, g = (x if i == 0 else self.inputs[i][: len(x)]), g[: len(x)]
+            torch.addmm(layer.bias, inputs, layer.weight.t())
+            if i:
+                g.mm(layer.weight)
+            torch.mm(g.t(), inputs, out=layer.weight.grad)
+        self.optimizers["optimizer"].step()
+        return {}
+
+    def evaluate(self, generator):
+        return {}  # the weights follow made-up gradients: nothing to validate (fit times training alone)
+
+
 def compile_loss(model) -> None:
     """torch.compile the model's training loss (``_loss``, what the trainers call)."""
     model._loss = torch.compile(model._loss)
@@ -292,10 +330,12 @@ def cases(args, valid_binary, valid_gray, valid_pixels) -> list[Case]:
     binarise = data.binarize_batch
     gray = lambda b, g: b.float().div_(255.0)  # noqa: E731
 
-    def vae(cls, config, compiled=False):
+    def vae(cls, config, compiled=False, trainer_cls=VAETrainer):
         def build():
             model = cls(config).to(args.device)
-            trainer = VAETrainer(model, lr=1e-3, valid_x=valid_binary)
+            trainer = trainer_cls(model, lr=1e-3, valid_x=valid_binary)
+            if trainer_cls is not VAETrainer:
+                return trainer, binarise, None
             plain_model = cls(config).to(args.device)
             plain = plain_vae_step(plain_model, torch.optim.Adam(plain_model.parameters(), lr=1e-3))
             if compiled:
@@ -332,7 +372,9 @@ def cases(args, valid_binary, valid_gray, valid_pixels) -> list[Case]:
     n, n_flow = args.images, args.flow_images
     groups = [
         [Case("vae z=20", vae(VAE, VAEConfig(latent_dim=20)), 128, vae_layers(128), n,
-              examples=lambda: examples_vae_step(args.device))],
+              examples=lambda: examples_vae_step(args.device)),
+         Case("- vae: matmuls+Adam", vae(VAE, VAEConfig(latent_dim=20), trainer_cls=MatmulsAndAdamTrainer), 128,
+              vae_layers(128), n)],
         [Case("iwae z=20 k=5", vae(IWAE, IWAEConfig(latent_dim=20, k=5)), 128, vae_layers(128, 5), n)],
         [Case("gan", gan(), 64, gan_layers, n, drop_last=True)],
         [Case("flow", flow(), 128, flow_layers, n_flow)],
@@ -409,6 +451,10 @@ def run_group(group: list[Case], train: torch.Tensor, args) -> list[dict]:
             if (case.name, what) in best:
                 result[f"{what}_s10k"] = best[case.name, what] * 10_000 / n
         results.append(result)
+    examples = [r["examples_s10k"] for r in results if "examples_s10k" in r]
+    for r in results:  # the reference script is the model's, so every row of the group is set against it
+        if examples and "error" not in r:
+            r.setdefault("examples_s10k", examples[0])
     return results
 
 
