@@ -55,7 +55,8 @@ class _BernoulliLogLikelihood(torch.autograd.Function):
 
     @staticmethod
     def forward(x: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
-        return (x * logits).sub_(logits.clamp(min=0)).sum(-1) + _log_sigmoid_abs_sum_(logits.abs())
+        # The helper takes |.| in place: a plain copy, not logits.abs(), spares a second pass of abs.
+        return (x * logits).sub_(logits.clamp(min=0)).sum(-1) + _log_sigmoid_abs_sum_(logits.clone())
 
     @staticmethod
     def setup_context(ctx, inputs, output):
