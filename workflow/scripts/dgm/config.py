@@ -40,6 +40,25 @@ def coerce_to_schema(value, schema: dict):
     return value
 
 
+def coerce_sweep(sweep, schema: dict):
+    """Sweep values with the type of the key each sets (``sweep.vae.lr`` takes ``vae.lr``'s): the
+    sweep's own schema admits strings, so ``--config 'sweep={vae: {hidden_dim: [32]}}'`` (Snakemake
+    hands over ``'32'``) and ``lr: [1e-3]`` in a YAML file (YAML 1.1 reads a string) would otherwise name
+    folders ``lr~1e-3`` and reach a model as text. Unknown sections and keys stay as given (the
+    sweep check names them)."""
+    if not isinstance(sweep, dict):
+        return sweep
+    sections = schema.get("properties", {})
+    out = {}
+    for section, keys in sweep.items():
+        props = sections.get(section, {}).get("properties", {})
+        out[section] = keys if not isinstance(keys, dict) else {
+            key: [coerce_to_schema(v, props[key]) for v in values] if key in props and isinstance(values, list)
+            else values
+            for key, values in keys.items()}
+    return out
+
+
 def validation_message(error) -> str:
     """'config key vae.latent_sizes[0]: 0 is less than the minimum of 1' from a jsonschema error."""
     path = ""
@@ -53,6 +72,8 @@ def validate_config(config: dict, schema: dict) -> dict:
     import jsonschema
 
     coerced = coerce_to_schema(config, schema)
+    if "sweep" in coerced:
+        coerced["sweep"] = coerce_sweep(coerced["sweep"], schema)
     config.clear()
     config.update(coerced)
     validator = jsonschema.Draft202012Validator(schema)
