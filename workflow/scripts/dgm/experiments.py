@@ -24,6 +24,7 @@ import json
 import math
 import os
 import platform
+import re
 import statistics
 import subprocess
 import sys
@@ -409,6 +410,40 @@ def read_tsv(path: str | os.PathLike) -> list[dict]:
         return [{k: _parse_cell(k, v) for k, v in r.items()} for r in csv.DictReader(f, delimiter="\t")]
 
 
+class StudyNotFound(FileNotFoundError):
+    """A study (a results folder or a runs.tsv) that is not there, or a folder without runs; the message names it."""
+
+    user_facing = True  # an entry script logs the message alone (dgm.entry)
+
+
+class NotARunsTable(ValueError):
+    """A file given as a runs.tsv that is not one (another table, any other file); the message names it."""
+
+    user_facing = True
+
+
+TABLE_KEYS = ("model", "latent")  # the columns a comparison cannot do without (dataset and point may be absent)
+
+
+def read_runs_table(path: str | os.PathLike) -> list[dict]:
+    """The rows of a runs.tsv, refusing a file without the columns that name a run."""
+    hint = "give a study's results folder or the runs.tsv that `snakemake results/runs/runs.tsv` writes"
+    try:
+        with open(path, newline="") as f:
+            header = next(csv.reader(f, delimiter="\t"), [])
+        rows = read_tsv(path)
+    except (UnicodeDecodeError, csv.Error) as e:
+        raise NotARunsTable(f"{path}: not a runs table ({type(e).__name__}); {hint}") from None
+    missing = [k for k in TABLE_KEYS if k not in header]
+    if missing:
+        raise NotARunsTable(f"{path}: not a runs table: no column {', '.join(map(repr, missing))}; {hint}")
+    for i, row in enumerate(rows, start=2):
+        if not row["model"] or not isinstance(row["latent"], int):
+            raise NotARunsTable(f"{path}, line {i}: no model or latent size ({row['model']!r}, {row['latent']!r})"
+                                f"; {hint}")
+    return rows
+
+
 HTML_PAGE = """<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>{title}</title>
 <style>
@@ -480,17 +515,86 @@ def write_runs(run_dirs, tsv_path, summary_path, html_path) -> tuple[list[dict],
 # -- comparing two studies
 
 
+def study_runs(results_dir: str | os.PathLike) -> list[Path]:
+    """The run folders of a results folder, refusing a path that is not a folder or holds no run."""
+    results_dir = Path(results_dir)
+    if not results_dir.is_dir():
+        raise StudyNotFound(f"{results_dir}: no such folder; give a results folder of this pipeline")
+    runs = find_runs(results_dir)
+    if not runs:
+        raise StudyNotFound(f"{results_dir}: no run folders (no {RUN_RECORD} below it); give a results folder of "
+                            "this pipeline")
+    return runs
+
+
 def load_runs(source: str | os.PathLike) -> list[dict]:
     """The runs of a study: from a runs.tsv, or from the run folders of a results folder."""
     source = Path(source)
     if source.is_file():
-        return read_tsv(source)
-    if not source.is_dir():
-        raise FileNotFoundError(f"{source}: neither a runs.tsv nor a results folder")
-    runs = find_runs(source)
-    if not runs:
-        raise FileNotFoundError(f"{source}: no run folders (no {RUN_RECORD} below it)")
-    return runs_table(runs)[1]
+        return read_runs_table(source)
+    if not source.exists():
+        raise StudyNotFound(f"{source}: no such file or folder; give a study's results folder or its runs.tsv")
+    return runs_table(study_runs(source))[1]
+
+
+def run_folders(table: str | os.PathLike, rows: list[dict]) -> list[Path | None]:
+    """The run folder of every row of the runs.tsv ``table`` (None where it is not found). A row names its
+    folder relative to its study's working directory (``<study>/results/runs/runs.tsv``); a table moved
+    elsewhere inside the study still finds it: each folder above the table is tried, and the run.json
+    found must carry the row's configuration hash."""
+    above = Path(table).resolve().parents
+    return [_run_folder(Path(str(row.get("run_dir") or "")), row.get("config_hash"), above) for row in rows]
+
+
+def _run_folder(name: Path, config_hash: str | None, above) -> Path | None:
+    if str(name) == ".":
+        return None
+    for d in [name] if name.is_absolute() else [root / name for root in above]:
+        if (d / RUN_RECORD).is_file():
+            try:
+                if config_hash in (None, read_run_record(d)["config_hash"]):
+                    return d
+            except RunMismatch:
+                pass
+    return None
+
+
+def _datasets(rows: list[dict]) -> list[str]:
+    return sorted({r.get("dataset") for r in rows} - {None, ""})
+
+
+def check_baseline(source: str | os.PathLike, dataset: str) -> list[str]:
+    """What would make a comparison with the study ``source`` fail or mislead, found before any job runs:
+    raises StudyNotFound or NotARunsTable (a missing path, a folder without runs, a file that is not a runs
+    table); returns warnings (runs of another dataset only; a runs.tsv whose run folders are not found,
+    so that no baseline curves can be drawn)."""
+    rows = load_runs(source)
+    warnings = []
+    datasets = _datasets(rows)
+    if datasets and dataset not in datasets:
+        warnings.append(f"{source} holds runs of {', '.join(datasets)} only, and this study is of {dataset}: no "
+                        "metric will be compared; give a baseline study of the same dataset")
+    if Path(source).is_file() and rows and not any(run_folders(source, rows)):
+        warnings.append(missing_folders_warning(source, rows))
+    return warnings
+
+
+def missing_folders_warning(table: str | os.PathLike, rows: list[dict]) -> str:
+    return (f"{table}: the run folders it lists (e.g. {rows[0].get('run_dir')}) are not found from where it is, so "
+            "the comparison has no baseline curves; give the baseline study's results folder instead, or keep its "
+            "runs.tsv inside that study")
+
+
+def comparison_warnings(new_rows: list[dict], old_rows: list[dict]) -> list[str]:
+    """What a comparison cannot say: studies of different datasets, or studies with no setting in common."""
+    new, old = _datasets(new_rows), _datasets(old_rows)
+    if new and old and not set(new) & set(old):
+        return [f"the baseline's runs are of {', '.join(old)} and this study's of {', '.join(new)}: no metric is "
+                "compared; compare studies of the same dataset"]
+    if new_rows and old_rows and not {_setting(r) for r in new_rows} & {_setting(r) for r in old_rows}:
+        return ["the two studies share no setting (dataset, model, sweep point, latent size): every metric is "
+                "only in one of them"]
+    return []
 
 
 def _setting(row: dict) -> tuple:
@@ -585,6 +689,37 @@ def curve_pairs(new_dir: str | os.PathLike, old_dir: str | os.PathLike) -> dict[
     return out
 
 
+# -- the warnings of a workflow run
+
+# A job's own log line (dgm.entry.start_log's format "<date> <time> LEVEL message") at level WARNING.
+_JOB_WARNING = re.compile(r"^\S+ \S+ WARNING (.*)$")
+# A job in Snakemake's log of the run: "    log: <path>[, <path>]" (" (check log file(s) ...)" after a failure).
+_JOB_LOGS = re.compile(r"^\s+log: (.+?)(?: \(check log file\(s\) for error details\))?$", re.M)
+
+
+def run_warnings(snakemake_logs) -> list[str]:
+    """The warnings in the logs of the jobs a Snakemake run started ("<job log>: <message>"), found through
+    the run's own log, which names every job's ``log:``. The onsuccess and onerror handlers print them at the
+    end of the run, so that a warning a job logged (a GAN's discriminator winning outright) is seen."""
+    paths = [snakemake_logs] if isinstance(snakemake_logs, (str, os.PathLike)) else list(snakemake_logs or [])
+    job_logs: list[str] = []
+    for path in paths:
+        try:
+            text = Path(path).read_text(errors="replace")
+        except OSError:
+            continue
+        for names in _JOB_LOGS.findall(text):
+            job_logs += [n for n in names.split(", ") if n not in job_logs]
+    out = []
+    for job_log in job_logs:
+        try:
+            lines = Path(job_log).read_text(errors="replace").splitlines()
+        except OSError:  # a job that never started
+            continue
+        out += [f"{job_log}: {m.group(1)}" for m in map(_JOB_WARNING.match, lines) if m]
+    return out
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m dgm.experiments", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -596,13 +731,22 @@ def main(argv=None) -> int:
     cmp.add_argument("baseline", help="a results folder or a runs.tsv")
     cmp.add_argument("--out", help="also write the comparison as this TSV file")
     args = parser.parse_args(argv)
-    if args.command == "runs":
-        out = Path(args.out or args.results)
-        rows, summary = write_runs(find_runs(args.results), out / "runs.tsv", out / "runs_summary.tsv",
-                                   out / "runs.html")
-        print(f"{len(rows)} runs, {len(summary)} settings: {out / 'runs.tsv'}, {out / 'runs.html'}")
-    else:
-        print(format_comparison(compare_studies(args.new, args.baseline, args.out)))
+    try:
+        if args.command == "runs":
+            out = Path(args.out or args.results)
+            rows, summary = write_runs(study_runs(args.results), out / "runs.tsv", out / "runs_summary.tsv",
+                                       out / "runs.html")
+            print(f"{len(rows)} runs, {len(summary)} settings: {out / 'runs.tsv'}, {out / 'runs.html'}")
+        else:
+            new, old = load_runs(args.new), load_runs(args.baseline)
+            for warning in comparison_warnings(new, old):
+                print(f"warning: {warning}", file=sys.stderr)
+            rows = compare(new, old)
+            if args.out is not None:
+                write_tsv(rows, args.out, COMPARE_COLUMNS)
+            print(format_comparison(rows))
+    except (StudyNotFound, NotARunsTable, RunMismatch) as e:
+        parser.exit(2, f"{parser.prog} {args.command}: {e}\n")
     return 0
 
 

@@ -21,24 +21,18 @@ def runs_table(*, run_dirs: list[str], expected: dict[str, str], tsv_path: str, 
     return rows
 
 
-def _study_root(source: Path) -> Path:
-    """The working directory a runs.tsv's relative run folders start from (<wd>/results/runs/runs.tsv)."""
-    return source.parents[2] if source.is_file() else source.parent
-
-
-def _curves(source: Path) -> list[tuple[str, dict, Path]]:
-    """(model, run keys, metrics.csv) of every run of a study given as a results folder or a runs.tsv."""
+def _curves(source: Path) -> tuple[list[tuple[str, str, dict, Path]], str | None]:
+    """(dataset, model, run keys, metrics.csv) of every run of a study given as a results folder or a runs.tsv,
+    and a warning when the run folders of a runs.tsv are not found (dgm.experiments.run_folders)."""
     if source.is_dir():
-        runs = [(experiments.read_run_record(d)["run"], d) for d in experiments.find_runs(source)]
-        return [(r["model"], r, d / "metrics.csv") for r, d in runs if (d / "metrics.csv").exists()]
-    root = _study_root(source)
-    out = []
-    for row in experiments.read_tsv(source):
-        d = Path(row["run_dir"])
-        d = d if d.is_absolute() else root / d
-        if (d / "metrics.csv").exists():
-            out.append((row["model"], {k: row.get(k) for k in ("point", "latent", "seed")}, d / "metrics.csv"))
-    return out
+        records = [(experiments.read_run_record(d), d) for d in experiments.find_runs(source)]
+        return [(r["config"]["data"].get("name", ""), r["run"]["model"], r["run"], d / "metrics.csv")
+                for r, d in records if (d / "metrics.csv").exists()], None
+    rows = experiments.read_runs_table(source)
+    folders = experiments.run_folders(source, rows)
+    out = [(row.get("dataset") or "", row["model"], {k: row.get(k) for k in ("point", "latent", "seed")},
+            d / "metrics.csv") for row, d in zip(rows, folders) if d is not None and (d / "metrics.csv").exists()]
+    return out, None if any(folders) or not rows else experiments.missing_folders_warning(source, rows)
 
 
 def _run_label(keys: dict) -> str:
@@ -49,24 +43,33 @@ def _run_label(keys: dict) -> str:
 
 def compare(*, runs_path: str, baseline: str, output_path: str, curve_paths: dict[str, str]) -> list[dict]:
     """Every metric of this study (its runs.tsv) against ``baseline`` (a results folder or runs.tsv),
-    written as a TSV and logged as text, and each model's training curves of both studies in one figure."""
+    written as a TSV and logged as text, and each model's training curves of both studies in one figure
+    (the baseline's runs of this study's dataset only). What the comparison cannot say (another dataset,
+    no common setting, baseline run folders not found) is logged as a warning."""
     import pandas as pd
 
     from dgm import plotting
 
     baseline_path = Path(baseline)
-    rows = experiments.compare_studies(runs_path, baseline_path, output_path)
+    new_rows, old_rows = experiments.load_runs(runs_path), experiments.load_runs(baseline_path)
+    rows = experiments.compare(new_rows, old_rows)
+    experiments.write_tsv(rows, output_path, experiments.COMPARE_COLUMNS)
     log.info("this study against %s:\n%s", baseline, experiments.format_comparison(rows))
-    new, old = _curves(Path(runs_path)), _curves(baseline_path)
+    (new, _), (old, missing) = _curves(Path(runs_path)), _curves(baseline_path)
+    for warning in experiments.comparison_warnings(new_rows, old_rows) + ([missing] if missing else []):
+        log.warning("compare.baseline: %s", warning)
+    datasets = {dataset for dataset, *_ in new}
     for model, path in curve_paths.items():
-        curves = {study: [(_run_label(keys), pd.read_csv(csv)) for m, keys, csv in runs if m == model]
+        curves = {study: [(_run_label(keys), pd.read_csv(csv)) for dataset, m, keys, csv in runs
+                          if m == model and (study == "new" or not dataset or not datasets or dataset in datasets)]
                   for study, runs in (("baseline", old), ("new", new))}
         frames = [f for runs in curves.values() for _, f in runs]
         columns = list(dict.fromkeys(c for f in frames for c in f.columns if c.startswith("valid_")))
         if not columns:
             raise ValueError(f"no validation curves of {model} in either study to draw in {path}")
-        plotting.plot_study_curves(curves, path, columns=columns,
-                                   title=f"{registry.get(model).title}: this study (solid) against {baseline} (dashed)")
+        against = (f"this study (solid) against {baseline} (dashed)" if curves["baseline"]
+                   else f"this study; no curves of {baseline} to draw (the job's log says why)")
+        plotting.plot_study_curves(curves, path, columns=columns, title=f"{registry.get(model).title}: {against}")
     return rows
 
 
