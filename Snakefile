@@ -12,8 +12,9 @@ report: "workflow/report/workflow.rst"
 
 include: "workflow/rules/common.smk"
 include: "workflow/rules/data.smk"
+include: "workflow/rules/external.smk"
+include: "workflow/rules/training.smk"
 include: "workflow/rules/vae.smk"
-include: "workflow/rules/iwae.smk"
 include: "workflow/rules/likelihood.smk"
 include: "workflow/rules/ais.smk"
 include: "workflow/rules/gan.smk"
@@ -27,3 +28,17 @@ rule all:
     default_target: True
     input:
         get_final_outputs(),
+
+
+onstart:
+    check_writable(workflow.dag.needrun_jobs())
+
+
+onsuccess:
+    for warning in experiments.run_warnings(log):
+        logger.warning(f"warning of a job of this run: {warning}")
+
+
+onerror:
+    for warning in experiments.run_warnings(log):
+        logger.warning(f"warning of a job of this run: {warning}")

@@ -57,7 +57,7 @@ def test_registry_names_match_describe():
     for spec in registry.MODELS.values():
         cls = spec.model_type()
         assert cls.__name__ == spec.model_class and registry.by_class(spec.model_class) is spec
-        options = {} if spec.fixed_latent else {"latent_dim": 2}
+        options = {} if spec.fixed_latent is not None else {"latent_dim": 2}
         model = build_model({"class": spec.model_class, **options})
         assert model.describe()["class"] == spec.model_class
         assert isinstance(model, GenerativeModel)

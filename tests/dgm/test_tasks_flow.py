@@ -12,6 +12,7 @@ from conftest import synthetic_digits
 from dgm import io
 from dgm.flow import RealNVP
 from dgm.tasks import flow as tasks
+from dgm.tasks.likelihood import evaluate_density
 
 SMALL = dict(n_blocks=2, hidden_dim=16)
 
@@ -46,10 +47,10 @@ def test_load_flow_round_trips_the_model_file(saved):
     assert torch.equal(loaded.log_prob(x, g()), model.log_prob(x, g()))
 
 
-def test_evaluate_flow_is_the_mean_bpd_with_its_standard_error(saved, tmp_path):
+def test_evaluate_density_of_the_flow_is_the_mean_bpd_with_its_standard_error(saved, tmp_path):
     model, model_path, splits_path, images = saved
     out = tmp_path / "test.json"
-    result = tasks.evaluate_flow(model_path=str(model_path), splits_path=str(splits_path), output_path=str(out),
+    result = evaluate_density(model_path=str(model_path), splits_path=str(splits_path), output_path=str(out),
                                  k=1, seed=3, device="cpu", batch_size=7)
     expected = model.bpd(images.reshape(30, -1), torch.Generator().manual_seed(3)).double()  # one batch, same draws
     assert result == json.loads(out.read_text())
@@ -59,18 +60,18 @@ def test_evaluate_flow_is_the_mean_bpd_with_its_standard_error(saved, tmp_path):
     assert result["test_nll"] == pytest.approx(result["test_bpd"] * 784 * math.log(2))
     assert result["parameters"] == model.describe()["n_parameters"]
 
-    k4 = tasks.evaluate_flow(model_path=str(model_path), splits_path=str(splits_path), output_path=str(out),
+    k4 = evaluate_density(model_path=str(model_path), splits_path=str(splits_path), output_path=str(out),
                              k=4, seed=3, device="cpu", batch_size=30)
     assert k4["k"] == 4 and k4["test_bpd_k1"] == pytest.approx(result["test_bpd"], rel=1e-6)
     with pytest.raises(ValueError, match="eval_k"):
-        tasks.evaluate_flow(model_path=str(model_path), splits_path=str(splits_path), output_path=str(out), k=0)
+        evaluate_density(model_path=str(model_path), splits_path=str(splits_path), output_path=str(out), k=0)
 
 
-def test_evaluate_flow_refuses_binarised_or_float_images(saved, tmp_path):
+def test_evaluate_density_of_the_flow_refuses_binarised_or_float_images(saved, tmp_path):
     _, model_path, splits_path, images = saved
     io.torch_save({"test_images": images.float(), "meta": {}}, splits_path)
     with pytest.raises(ValueError, match="uint8"):
-        tasks.evaluate_flow(model_path=str(model_path), splits_path=str(splits_path),
+        evaluate_density(model_path=str(model_path), splits_path=str(splits_path),
                             output_path=str(tmp_path / "t.json"), device="cpu")
 
 

@@ -65,7 +65,8 @@ def test_scorer_measures_against_the_test_set(splits, classifier):
     train = splits["train_images"].float().div(255).unsqueeze(1)
     direct = SampleMetrics(features(classifier, test), kid_subsets=4, kid_subset_size=8, nearest_k=3)
     out = scorer.score(train, size_curve=True)
-    assert out["fid"] == pytest.approx(direct.fid(features(classifier, train)), rel=1e-9)
+    # features in batches of 16 against all at once: float32 sums in another order (~1e-7 relative here)
+    assert out["fid"] == pytest.approx(direct.fid(features(classifier, train)), rel=1e-5)
     prdc = direct.prdc(features(classifier, train))
     assert {k: out[k] for k in prdc} == prdc
     assert [c["n"] for c in out["sample_sizes"]] == [4, 8, 60]  # sizes below the 60 samples, and all 60

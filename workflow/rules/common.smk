@@ -8,6 +8,7 @@ from snakemake.utils import validate
 
 sys.path.insert(0, str(Path(workflow.basedir) / "workflow" / "scripts"))
 import copy  # noqa: E402
+import json  # noqa: E402
 import os  # noqa: E402
 import shlex  # noqa: E402
 
@@ -53,9 +54,76 @@ def _check_config(cfg):
                 f"{cfg_m['epochs']} and are dropped"
             )
     experiments.check_sweep(cfg, lambda trial: validate_config(copy.deepcopy(trial), CONFIG_SCHEMA))
+    _check_sizes_and_baseline(cfg)
+
+
+def _check_sizes_and_baseline(cfg):
+    """Sizes beyond what the data give (a warning each, as for sample_epochs), and the baseline study of
+    config compare.baseline (refused when missing or not a study; warned about when it cannot compare)."""
+    models, raw_dir = cfg["models"], cfg["data"]["raw_dir"]
+    n_test = 10_000  # the official test sets of mnist, fashion-mnist and kmnist
+    if raw_dir is not None:
+        try:
+            n_test = data.idx_length(data.find_raw_files(raw_dir)["test_labels"])
+        except data.DataError:
+            n_test = None  # a bad file: the data job names it
+    images = cfg["likelihood"]["ais"]["images"]
+    if n_test and images > n_test and any(m in models for m in registry.names("decoder_likelihood")):
+        logger.warning(
+            f"config key likelihood.ais.images: {images} is more than the {n_test} test images; AIS uses all {n_test}"
+        )
+    n_samples = cfg["quality"]["n_samples"]
+    large = sorted(n for n in cfg["quality"]["metrics"]["sample_sizes"] if n > n_samples)
+    if large and any(m in models for m in registry.names("sampler")):
+        logger.warning(
+            f"config key quality.metrics.sample_sizes: {large} are beyond quality.n_samples = {n_samples} "
+            "and are dropped"
+        )
+    if cfg["compare"]["baseline"]:
+        try:
+            for warning in experiments.check_baseline(cfg["compare"]["baseline"], cfg["data"]["name"]):
+                logger.warning(f"config key compare.baseline: {warning}")
+        except (OSError, ValueError) as e:
+            raise ValueError(f"config key compare.baseline: {e}") from None
+
+
+def check_writable(jobs):
+    """At the start of a run (the Snakefile's onstart): every folder a job of the run writes its output,
+    log or benchmark in must take files. Snakemake deletes an output before its job replaces it, and a
+    read-only folder ends that in a long traceback; this names the folder in one line."""
+    for job in jobs:
+        for path in [*job.output, *job.log, *([job.benchmark] if job.benchmark else [])]:
+            folder = Path(path).parent
+            while not folder.exists() and folder != folder.parent:  # the folder it will be created in
+                folder = folder.parent
+            if not os.access(folder, os.W_OK):
+                raise ValueError(
+                    f"{folder}: a read-only folder, and this run writes {path}; make it writable "
+                    f"(chmod -R u+w {folder}) or run the study in another working directory (snakemake -d)"
+                )
 
 
 _check_config(config)
+
+
+def _register_external(cfg):
+    """The model sheet (config ``external``, dgm.external): every entry checked and its capabilities
+    found from its verbs, before any job; its models registered beside the built-in ones, and the
+    checked sheet handed to the jobs in the environment (dgm.registry reads it there)."""
+    if cfg["external"]:
+        from dgm import external
+
+        try:
+            cfg["external"] = external.check_sheet(cfg["external"], builtin=registry.names("trained"))
+        except external.ExternalModelError as e:
+            raise ValueError(str(e)) from None
+        registry.register_sheet(cfg["external"])
+    if not cfg["models"] and not cfg["external"]:
+        raise ValueError("config keys models and external: both empty; name a built-in model or an external one")
+    os.environ[registry.SHEET_VARIABLE] = json.dumps(cfg["external"])
+
+
+_register_external(config)
 # The command line, for every run's run.json (jobs inherit the environment, also under Slurm).
 os.environ.setdefault("DGM_COMMAND", shlex.join(sys.argv))
 
@@ -83,9 +151,9 @@ REPORT = "results/report"
 MODEL_FIGURES = {}  # model name -> function(seeds, point) of the figures its own rule file draws
 
 
-def alternatives(capability=None):
-    """A wildcard pattern matching the registered models with ``capability``."""
-    return "|".join(registry.names(capability))
+def alternatives(*capabilities):
+    """A wildcard pattern matching the registered models with every one of ``capabilities`` (none: "(?!)")."""
+    return "|".join(m for m in registry.names() if all(registry.get(m).has(c) for c in capabilities)) or "(?!)"
 
 
 wildcard_constraints:
@@ -98,14 +166,26 @@ wildcard_constraints:
 
 
 def configured(capability=None):
-    """The models this run trains (config ``models``) that have ``capability``, in the registry's order."""
-    return [m for m in registry.names(capability) if m in config["models"]]
+    """The models this run trains (config ``models``) or evaluates (config ``external``) that have
+    ``capability``, in the registry's order."""
+    return [m for m in registry.names(capability) if m in config["models"] or m in config["external"]]
+
+
+def model_section(model):
+    """A model's settings: its config section, or its entry in the model sheet (config ``external``)."""
+    return config["external"][model] if registry.get(model).external else config[model]
 
 
 def latent_sizes(model):
-    """A model's latent sizes: its config's ``latent_sizes``, or the size its data fixes (a flow's 784)."""
+    """A model's latent sizes: its config's ``latent_sizes``, or the size its data or sheet entry fixes
+    (a flow's 784; 0 for an external model without a latent variable)."""
     spec = registry.get(model)
-    return [spec.fixed_latent] if spec.fixed_latent else config[model]["latent_sizes"]
+    return [spec.fixed_latent] if spec.fixed_latent is not None else config[model]["latent_sizes"]
+
+
+def model_seeds(model):
+    """A model's seeds: config ``seeds`` for one the pipeline trains; an external model is one run (seed 0)."""
+    return config["seeds"] if registry.get(model).trained else [0]
 
 
 def points(model):
@@ -117,13 +197,8 @@ def run_section(model, point=""):
     """A model's config section with the values of the sweep point ``point`` (its path part) applied."""
     for p in experiments.sweep_points(config["sweep"].get(model)):
         if experiments.point_path(p) == point:
-            return experiments.apply_point(config[model], p)
+            return experiments.apply_point(model_section(model), p)
     raise ValueError(f"{model}: {point!r} is not a sweep point of this configuration")
-
-
-def run_cfg(wildcards):
-    """The config section of the run a job's wildcards name (its sweep point applied)."""
-    return run_section(wildcards.model, wildcards.point)
 
 
 def run_config(model, point, latent, seed):
@@ -163,7 +238,7 @@ def snapshot_epochs(section, key):
 
 def quality_snapshot_epochs(model):
     """Earlier epochs of a run scored from its snapshots besides the final model (gan.quality_epochs)."""
-    cfg = config[model]
+    cfg = model_section(model)
     return sorted(e for e in cfg.get("quality_epochs", []) if e < cfg["epochs"])
 
 
@@ -187,7 +262,7 @@ def run_file(name, model="{model}", latent="{latent}"):
 def _latent_of(model):
     """The latent part of a model's paths: fixed by its data (a flow's 784) or the {latent} wildcard."""
     spec = registry.MODELS.get(model)
-    return spec.fixed_latent if spec and spec.fixed_latent else "{latent}"
+    return spec.fixed_latent if spec and spec.fixed_latent is not None else "{latent}"
 
 
 def job_log(step, model="{model}"):
@@ -240,11 +315,7 @@ def train_params(model):
 def get_runs(capability=None):
     """(model, point, latent, seed) of every run this configuration trains whose model has ``capability``."""
     return [
-        (m, p, z, s)
-        for m in configured(capability)
-        for p in points(m)
-        for z in latent_sizes(m)
-        for s in config["seeds"]
+        (m, p, z, s) for m in configured(capability) for p in points(m) for z in latent_sizes(m) for s in model_seeds(m)
     ]
 
 
@@ -358,24 +429,30 @@ LATENT_GAP_MIN_SIZES = 3
 def get_figures(first_seed_only=False):
     """Every figure the configured models draw at every sweep point: curves over all seeds, and the
     image figures (samples, manifolds, interpolations, estimator sweeps) of every seed or only the
-    first. Latent-variable models share their figures (by capability); a model's own rule file adds
-    the rest through MODEL_FIGURES; sweeps add one figure per swept key."""
-    seeds = config["seeds"][:1] if first_seed_only else config["seeds"]
+    first. Latent-variable models share their figures (by capability); a trained model's snapshots
+    give its sample grids, an external model's samples are drawn from it; a model's own rule file
+    adds the rest through MODEL_FIGURES; sweeps add one figure per swept key."""
     out = []
     for m in configured():
+        spec = registry.get(m)
+        seeds = model_seeds(m)[:1] if first_seed_only else model_seeds(m)
         for p in points(m):
             figs = POINT_FIGURES.format(dataset=DATASET, point=p)
-            if registry.get(m).latent_variable:
+            if spec.latent_variable and spec.trained:
                 out.append(f"{figs}{m}_elbo.png")
                 for z in latent_sizes(m):
                     for s in seeds:
                         out.append(f"{figs}{m}_samples_z{z}_seed{s}.png")
                         out += [f"{figs}{m}_manifold_z2_seed{s}.png"] if z == 2 else []
+            if spec.latent_variable:
                 out += [f"{figs}likelihood_sweep_{m}_seed{s}.png" for s in seeds]
                 if len(latent_sizes(m)) >= LATENT_GAP_MIN_SIZES:
                     out.append(f"{figs}likelihood_gap_{m}.png")
-            if registry.get(m).decoder_likelihood:
+            if spec.decoder_likelihood:
                 out += [f"{figs}ais_sweep_{m}_seed{s}.png" for s in seeds]
+            for z in latent_sizes(m) if spec.external else []:
+                out += [f"{figs}{m}_samples_z{z}_seed{s}.png" for s in seeds] if spec.sampler else []
+                out += [f"{figs}{m}_interpolation_z{z}_seed{s}.png" for s in seeds] if spec.decoder else []
             if m in MODEL_FIGURES:
                 out += MODEL_FIGURES[m](seeds, p)
         for key in config["sweep"].get(m, {}):
@@ -392,7 +469,9 @@ def get_run_records():
 
 def get_runs_input(wildcards):
     """The runs table reads every run's record and result files."""
-    results = get_run_files(experiments.RUN_RECORD, capability=None) + get_run_files("metrics.csv", capability=None)
+    results = get_run_files(experiments.RUN_RECORD, capability=None) + get_run_files(
+        "metrics.csv", capability="trained"
+    )
     for capability, name in (
         ("latent_variable", "test_metrics.json"),
         ("density", "test_metrics.json"),
@@ -436,11 +515,14 @@ def get_report_inputs(wildcards):
     figures = get_figures(first_seed_only=True)
     inputs = {
         "splits": [SPLITS_SUMMARY.format(dataset=DATASET)],
-        "models": get_run_files("model.pt"),
+        "models": get_run_files("model.pt", capability=None),
     }
     for m in configured():
         spec = registry.get(m)
-        inputs[f"{m}_metrics"] = get_run_files("metrics.csv", model=m, capability=None)
+        if spec.trained:
+            inputs[f"{m}_metrics"] = get_run_files("metrics.csv", model=m, capability=None)
+        else:
+            inputs[f"{m}_conformance"] = get_run_files("conformance.json", model=m, capability=None)
         if spec.latent_variable or spec.density:
             inputs[f"{m}_tests"] = get_run_files("test_metrics.json", model=m, capability=None)
         inputs[f"{m}_figures"] = [p for p in figures if Path(p).name.startswith(f"{m}_")]

@@ -1,5 +1,5 @@
-# RealNVP flow: one training job per seed (its latent has the data's 784 dimensions, hence z784),
-# test-set bits/dim, and its figures.
+# RealNVP flow: its own figures (its latent has the data's 784 dimensions, hence z784). Its training rule:
+# training.smk; its test-set bits/dim: rule evaluate_density, likelihood.smk.
 
 FLOW_LATENT = registry.get("flow").fixed_latent
 MODEL_FIGURES["flow"] = lambda seeds, point: [f"{POINT_FIGURES}flow_bpd.png".format(dataset=DATASET, point=point)] + [
@@ -7,54 +7,6 @@ MODEL_FIGURES["flow"] = lambda seeds, point: [f"{POINT_FIGURES}flow_bpd.png".for
     for s in seeds
     for fig in ("samples", "interpolation")
 ]
-
-
-rule train_flow:
-    input:
-        splits=SPLITS,
-    output:
-        **train_outputs("flow"),
-    log:
-        job_log("train", "flow"),
-    benchmark:
-        job_benchmark("train", "flow")
-    conda:
-        ENV
-    threads: 2
-    resources:
-        gpu=1,
-        mem_mb=6000,
-        runtime=480,
-    params:
-        **train_params("flow"),
-    script:
-        "../scripts/train.py"
-
-
-rule evaluate_flow:
-    input:
-        model=rules.train_flow.output.model,
-        splits=SPLITS,
-    output:
-        metrics=run_file("test_metrics.json", "flow", FLOW_LATENT),
-    log:
-        job_log("evaluate", "flow"),
-    benchmark:
-        job_benchmark("evaluate", "flow")
-    conda:
-        ENV
-    threads: 2
-    resources:
-        gpu=1,
-        mem_mb=4000,
-        runtime=60,
-    params:
-        k=config["flow"]["eval_k"],
-        seed=lambda w: int(w.seed),
-        device=config["device"],
-        batch_size=config["flow"]["eval_batch_size"],
-    script:
-        "../scripts/evaluate_flow.py"
 
 
 rule plot_flow_bpd:

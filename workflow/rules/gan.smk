@@ -1,4 +1,4 @@
-# GAN: one training job per latent size x seed, and its figures (seed Fig. 4-6).
+# GAN: its own figures (seed Fig. 4-6); its training rule: training.smk.
 
 MODEL_FIGURES["gan"] = lambda seeds, point: [f"{POINT_FIGURES}gan_curves.png".format(dataset=DATASET, point=point)] + [
     f"{POINT_FIGURES}gan_{fig}_z{z}_seed{s}.png".format(dataset=DATASET, point=point)
@@ -6,28 +6,6 @@ MODEL_FIGURES["gan"] = lambda seeds, point: [f"{POINT_FIGURES}gan_curves.png".fo
     for s in seeds
     for fig in ("samples", "interpolation")
 ]
-
-
-rule train_gan:
-    input:
-        splits=SPLITS,
-    output:
-        **train_outputs("gan"),
-    log:
-        job_log("train", "gan"),
-    benchmark:
-        job_benchmark("train", "gan")
-    conda:
-        ENV
-    threads: 2
-    resources:
-        gpu=1,
-        mem_mb=4000,
-        runtime=480,
-    params:
-        **train_params("gan"),
-    script:
-        "../scripts/train.py"
 
 
 rule plot_gan_curves:

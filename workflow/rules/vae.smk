@@ -1,53 +1,6 @@
-# VAE: one training job per latent size x seed. The evaluation and figures below serve every
-# latent-variable model of the registry (dgm.registry: the VAE, the IWAE, ...) through {model}.
-
-
-rule train_vae:
-    input:
-        splits=SPLITS,
-    output:
-        **train_outputs("vae"),
-    log:
-        job_log("train", "vae"),
-    benchmark:
-        job_benchmark("train", "vae")
-    conda:
-        ENV
-    threads: 2
-    resources:
-        gpu=1,
-        mem_mb=4000,
-        runtime=120,
-    params:
-        **train_params("vae"),
-    script:
-        "../scripts/train.py"
-
-
-rule evaluate_elbo:
-    input:
-        model=f"{RUN}/model.pt",
-        splits=SPLITS,
-    output:
-        metrics=f"{RUN}/test_metrics.json",
-    log:
-        job_log("evaluate"),
-    benchmark:
-        job_benchmark("evaluate")
-    wildcard_constraints:
-        model=alternatives("latent_variable"),
-    conda:
-        ENV
-    threads: 2
-    resources:
-        gpu=1,
-        mem_mb=4000,
-        runtime=60,
-    params:
-        device=config["device"],
-        batch_size=lambda w: config[w.model]["eval_batch_size"],
-    script:
-        "../scripts/evaluate_vae.py"
+# The figures of every trained latent-variable model of the registry (dgm.registry: the VAE, the IWAE, ...)
+# through {model}: ELBO curves, samples over epochs, the 2-d manifold. Training: training.smk; evaluation:
+# likelihood.smk.
 
 
 rule plot_elbo:
@@ -67,7 +20,7 @@ rule plot_elbo:
     benchmark:
         plot_benchmark("{model}_elbo")
     wildcard_constraints:
-        model=alternatives("latent_variable"),
+        model=alternatives("latent_variable", "trained"),
     conda:
         ENV
     resources:
@@ -94,7 +47,7 @@ rule plot_latent_samples:
     benchmark:
         plot_benchmark("{model}_samples_z{latent}_seed{seed}")
     wildcard_constraints:
-        model=alternatives("latent_variable"),
+        model=alternatives("latent_variable", "trained"),
     conda:
         ENV
     resources:
@@ -125,7 +78,7 @@ rule plot_manifold:
     benchmark:
         plot_benchmark("{model}_manifold_z2_seed{seed}")
     wildcard_constraints:
-        model=alternatives("latent_variable"),
+        model=alternatives("latent_variable", "trained"),
     conda:
         ENV
     resources:

@@ -1,11 +1,12 @@
-"""Rule evaluate_flow: test-set bits per dimension of a trained RealNVP (K dequantisation draws)."""
+"""Rule evaluate_density: test log-likelihood and bits per dimension of any density model (a flow's
+from K dequantisation draws)."""
 from dgm.entry import start_torch_job
 
 log = start_torch_job(snakemake)
 
-from dgm.tasks.flow import evaluate_flow  # noqa: E402
+from dgm.tasks.likelihood import evaluate_density  # noqa: E402
 
-result = evaluate_flow(
+result = evaluate_density(
     model_path=snakemake.input.model,
     splits_path=snakemake.input.splits,
     output_path=snakemake.output.metrics,

@@ -293,3 +293,19 @@ def load_splits(path: str | os.PathLike) -> dict:
     import torch
 
     return torch.load(path, map_location="cpu", weights_only=True)
+
+
+def images_for(splits: dict, split: str, kind: str, device="cpu") -> torch.Tensor:
+    """A split's images flattened to (N, 784) on the scale of the data a model models
+    (``dgm.registry.DATA_KINDS``, ``dgm.models``' protocol): ``binary`` the fixed-seed binarised
+    copy as float {0, 1}; ``bytes`` the uint8 pixels 0..255; ``grey`` float grey levels in [0, 1]."""
+    import torch
+
+    if kind == "binary":
+        return splits[f"{split}_binary"].reshape(len(splits[f"{split}_binary"]), -1).to(device, torch.float32)
+    images = splits[f"{split}_images"].reshape(len(splits[f"{split}_images"]), -1).to(device)  # (N, 784) uint8
+    if kind == "bytes":
+        return images
+    if kind == "grey":
+        return images.to(torch.float32).div_(255.0)
+    raise ValueError(f"unknown data kind {kind!r}; use binary, bytes or grey")

@@ -78,7 +78,7 @@ def train_model(snakemake) -> None:
     spec.task_module().train(
         spec=spec,
         cfg=dict(p.cfg),
-        latent_dim=int(snakemake.wildcards.get("latent") or spec.fixed_latent),
+        latent_dim=int(snakemake.wildcards.get("latent", spec.fixed_latent)),
         seed=int(snakemake.wildcards.seed),
         device=p.device,
         snapshot_epochs=list(p.snapshot_epochs),

@@ -5,6 +5,43 @@ A model file (``model.pt``, ``classifier.pt``) holds ``{"model": model.describe(
 rebuilds the network from that description and loads its weights, so evaluation code (sample
 quality, likelihood, interpolation) works for any registered model through the verbs it shares
 (``GenerativeModel``). The class is found through ``dgm.registry``; nothing here names a model.
+A model the pipeline did not train (``dgm.external``) has a model file of the same form, whose
+description names its import path instead of a class of ours.
+
+The protocol: the verbs a model may have, exactly
+----------------------------------------------------
+Every verb is optional; a model's capabilities (``dgm.registry``) follow from the verbs it has, and
+the model sheet may restrict them. Images are MNIST's 28 x 28 pixels. ``x`` is a batch of test
+images *on the scale of the data the model states* (sheet key ``data``):
+
+- ``binary`` (binarised pixels): float (B, 784), values in {0, 1};
+- ``bytes`` (8-bit pixels): uint8 (B, 784), values 0..255;
+- ``grey`` (grey levels): float (B, 784) in [0, 1] (no likelihood is compared on this scale).
+
+Log-likelihoods are natural logarithms, in nats per image (summed over the 784 pixels); on the
+discrete scales ``binary`` and ``bytes`` they are log-probabilities, so never positive. The prior of
+a latent-variable or decoder model is the standard normal N(0, I) on ``latent_dim`` dimensions.
+
+=====================================================  =============================================
+verb                                                   returns
+=====================================================  =============================================
+``sample(n, *, generator=None)``                       (n, 1, 28, 28) float in [0, 1] (pixel means
+                                                       or draws); every random draw on ``generator``
+``latent_dim``                                         int attribute: the size Z of z
+``encode(x)``                                          ``(mu, logvar)``, each (B, Z): q(z|x) Gaussian
+``log_likelihood(x, z)``, z (..., B, Z)                (..., B): log p(x|z); differentiable in z
+``decode(z)``, z (B, Z)                                (B, 1, 28, 28) in [0, 1]: the mean of p(x|z)
+``logits(z)``, z (..., Z) (optional, binary data)      (..., 784): Bernoulli logits of p(x|z)
+``log_prob(x, *, generator=None)``                     (B,): log p(x), exact or a stochastic lower
+                                                       bound drawn on ``generator`` (a flow's
+                                                       dequantisation)
+=====================================================  =============================================
+
+Capabilities from verbs: ``sampler`` <- ``sample``; ``latent_variable`` <- ``encode`` and
+``log_likelihood`` (with ``latent_dim``); ``decoder`` <- ``decode`` (with ``latent_dim``);
+``density`` <- ``log_prob``. Models are ``torch.nn.Module``s that take their device from their
+parameters or buffers; the pipeline calls their verbs under ``torch.inference_mode()`` except where
+it differentiates ``log_likelihood``/``decode`` in z (annealed importance sampling).
 """
 from __future__ import annotations
 
@@ -41,6 +78,10 @@ def model_class(name: str) -> type:
 
 def build_model(description: dict) -> nn.Module:
     """An untrained network from a ``describe()`` dict; an unknown class raises ``ValueError``."""
+    if description.get("class") in ("External", "Samples"):  # a model the pipeline did not train
+        from dgm import external
+
+        return external.build(description)
     description = dict(description)
     cls = model_class(description.pop("class", None))
     if hasattr(cls, "from_description"):  # checks informational keys such as a flow's n_parameters

@@ -49,6 +49,14 @@ def select_device(spec: str = "auto") -> torch.device:
     return device
 
 
+def device_of(model: torch.nn.Module) -> torch.device:
+    """Where a network lives: its first parameter's device, else its first buffer's (a model of
+    buffers alone, e.g. a mixture fitted by EM or a file of samples), else the CPU."""
+    for tensor in (*model.parameters(), *model.buffers()):
+        return tensor.device
+    return torch.device("cpu")
+
+
 def describe_device(device: torch.device) -> str:
     """The device in words, for the model file and the report's provenance: the GPU's name, or the
     CPU with the number of threads torch uses."""

@@ -46,10 +46,18 @@ def _model(model_path: str, device):
     model = load_model(model_path, device)
     for p in model.parameters():  # HMC differentiates in z only
         p.requires_grad_(False)
-    spec = registry.by_class(type(model).__name__)
+    spec = registry.spec_of(model)
     if spec is None or not spec.has("decoder_likelihood"):
         raise ValueError(f"{model_path}: AIS needs a decoder model without an exact density (dgm.registry)")
     return spec, model
+
+
+def bernoulli_logits(model):
+    """z (..., Z) -> the Bernoulli logits (..., 784) of p(x|z): the model's ``logits`` verb, or the
+    logit of its decoder means (the protocol's optional verb, for a model without it)."""
+    if hasattr(model, "logits"):
+        return model.logits
+    return lambda z: torch.logit(model.decode(z).flatten(1), eps=1e-6)
 
 
 def grey_images(splits_path: str, split: str, n: int, device) -> torch.Tensor:
@@ -107,6 +115,9 @@ def ais(*, model_path: str, splits_path: str, sigma_path: str, output_path: str,
     n, steps, z = cfg["images"], cfg["steps"], model.latent_dim
     sigma = read_json(sigma_path)["sigma"]
     grey = grey_images(splits_path, "test", n, dev)
+    if len(grey) < n:  # record the images used, not the number asked for
+        log.warning("likelihood.ais.images = %d, but the test set has %d images: AIS uses all of them", n, len(grey))
+        n = len(grey)
     result = {"model": spec.name, "latent_dim": z, "n_images": n, "steps": steps, "chains": cfg["chains"],
               "leapfrog": cfg["leapfrog"], "schedule": cfg["schedule"], "sigma": sigma, "device": str(dev),
               "threads": torch.get_num_threads()}
@@ -183,7 +194,7 @@ def bdmc(*, model_path: str, sigma_path: str, output_path: str, cfg: dict, devic
     spec, model = _model(model_path, dev)
     sigma = read_json(sigma_path)["sigma"]
     if spec.latent_variable:
-        observation, log_likelihood = BernoulliObservation(model.logits), model.log_likelihood
+        observation, log_likelihood = BernoulliObservation(bernoulli_logits(model)), model.log_likelihood
         encoder = model.encode if cfg["encoder"] else None
         kind = spec.data_modelled
     else:

@@ -32,9 +32,10 @@ def run_summaries(inputs: dict[str, list[str]]) -> list[dict]:
         for run, t in by_run(inputs.get("likelihood_tests", [])).items()
     }
     density_tests = [p for name in registry.names("density") for p in inputs.get(f"{name}_tests", [])]
-    for run, t in by_run(density_tests).items():
+    for run, t in by_run(density_tests).items():  # exact on binarised pixels, a dequantisation bound on 8-bit ones
         likelihood[run] = {"nll": t["test_nll"], "nll_stderr": t["test_nll_stderr"], "bpd": t["test_bpd"],
-                           "method": "dequantisation", "k": t["k"]}
+                           "method": "dequantisation" if registry.get(run[0]).data == "bytes" else "exact",
+                           "k": t["k"]}
     gaussian = {run: {"gaussian": a["ais_gaussian"], "gaussian_stderr": a["ais_gaussian_stderr"], "sigma": a["sigma"]}
                 for run, a in by_run(inputs.get("ais", [])).items()}  # AIS under the Gaussian observation model
     quality = {run: max(q["evaluations"], key=lambda e: e["epoch"])

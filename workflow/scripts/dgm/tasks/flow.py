@@ -4,14 +4,12 @@ binarised copies the VAE uses; its latent has the data's 784 dimensions."""
 from __future__ import annotations
 
 import logging
-import math
 import os
 
 import torch
 
-from dgm import data, io, plotting, training
+from dgm import plotting
 from dgm.entry import training_settings
-from dgm.estimators import evaluate_in_batches
 from dgm.flow import FlowConfig, FlowTrainer, RealNVP
 from dgm.models import load_model
 from dgm.seed_study import COURSE_TARGET_BPD, FLOW_VALID_BPD
@@ -54,40 +52,6 @@ def train(*, spec, cfg: dict, latent_dim: int, seed: int, device: str, **paths) 
 
 def load_flow(model_path: str | os.PathLike, device="cpu") -> RealNVP:
     return load_model(model_path, device, expect=RealNVP)
-
-
-@torch.inference_mode()
-def evaluate_flow(*, model_path: str, splits_path: str, output_path: str, k: int = 1, seed: int = 0,
-                  device: str = "auto", batch_size: int = 500) -> dict:
-    """Test bits/dim on the full test set: the K-draw importance-sampled bound over the
-    dequantisation noise (``RealNVP.bpd``), mean and standard error over images."""
-    if not isinstance(k, int) or k < 1:
-        raise ValueError(f"flow.eval_k must be a positive integer, got {k!r}")
-    dev = training.select_device(device)
-    model = load_flow(model_path, dev)
-    x = _pixels(data.load_splits(splits_path), "test", dev)
-    n = len(x)
-
-    def bpd_per_image(k_draws: int, g: torch.Generator) -> torch.Tensor:
-        return evaluate_in_batches(lambda b: model.bpd(b, g, k=k_draws).double(), x, batch_size=batch_size)
-
-    bpd = bpd_per_image(k, torch.Generator(device=dev).manual_seed(seed))  # (N,)
-    to_nats = model.data_dim * math.log(2)  # bits/dim -> nats per image
-    result = {
-        "model": "flow",
-        "latent_dim": model.data_dim,
-        "n_test": n,
-        "k": k,
-        "test_bpd": bpd.mean().item(),
-        "test_bpd_stderr": (bpd.std() / math.sqrt(n)).item(),
-        "test_nll": bpd.mean().item() * to_nats,  # nats per image
-        "test_nll_stderr": (bpd.std() / math.sqrt(n)).item() * to_nats,
-        "parameters": sum(p.numel() for p in model.parameters()),
-    }
-    if k > 1:  # the plain one-draw bound too, so K's gain is visible
-        result["test_bpd_k1"] = bpd_per_image(1, torch.Generator(device=dev).manual_seed(seed)).mean().item()
-    io.write_json(result, output_path)
-    return result
 
 
 @torch.inference_mode()

@@ -73,7 +73,7 @@ def interpolation_rows(model: GAN, *, rows: int, steps: int, methods: list[str],
     """Chained interpolations (seed Fig. 6): rows + 1 prior draws z_0..z_rows, row i runs from
     z_i to z_{i+1} in ``steps`` points (both endpoints included), the same endpoints for every
     method. Returns {method: images (rows, steps, 1, 28, 28)}."""
-    device = next(model.parameters()).device
+    device = training.device_of(model)
     ends = torch.randn(rows + 1, model.latent_dim, generator=generator, device=generator.device).to(device)
     out = {}
     for method in methods:

@@ -1,5 +1,6 @@
 """Rules test_nll, estimator_sweep, quadrature and kl_examples as plain functions (the scripts only
-unpack arguments): log p(x) of every trained VAE on the fixed-seed binarised test set by importance
+unpack arguments): log p(x) of every latent-variable model (trained here or brought by a user,
+``dgm.external``) on the fixed-seed binarised test set by importance
 sampling, naive Monte Carlo and, for z = 2, quadrature (the seed's sections 1.4-1.7).
 
 Random streams: each batch of images draws from its own CPU generator, seeded from
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import time
 from pathlib import Path
 
@@ -20,7 +22,7 @@ import numpy as np
 import torch
 
 from dgm import data, estimators, io, registry, training
-from dgm.tasks.vae import load_vae
+from dgm.models import load_model
 
 log = logging.getLogger("dgm")
 # Integer tags that keep the random streams apart (see _generator).
@@ -43,6 +45,19 @@ def test_images(splits_path: str, device, *, n: int | None = None, dtype=torch.f
     return x.reshape(len(x), -1).to(device=device, dtype=dtype)
 
 
+def load_latent_model(model_path: str, device) -> torch.nn.Module:
+    """Any latent-variable model's network from its model file (``dgm.registry`` capability
+    ``latent_variable``: encode, log_likelihood, latent_dim), in eval mode."""
+    model = load_model(model_path, device)
+    spec = registry.spec_of(model)
+    if spec is None or not spec.latent_variable:
+        raise ValueError(f"{model_path} holds a {type(model).__name__}, not a latent-variable model (dgm.registry)")
+    if spec.data != "binary":
+        raise ValueError(f"{model_path}: the estimators of this module take binarised pixels; {spec.name} models "
+                         f"{spec.data_modelled}")
+    return model
+
+
 def _per_image(fn, x: torch.Tensor, *, batch_size: int, desc: str) -> dict[str, torch.Tensor]:
     """``fn(batch, batch_index) -> {name: (B,)}`` over x in batches, with a progress line; float64 on the CPU."""
     out: dict[str, list] = {}
@@ -63,11 +78,61 @@ def _since(start: tuple[float, float]) -> dict[str, float]:
 
 
 @torch.inference_mode()
+def evaluate_density(*, model_path: str, splits_path: str, output_path: str, k: int = 1, seed: int = 0,
+                     device: str = "auto", batch_size: int = 500) -> dict:
+    """Test log-likelihood and bits/dim of any density model (``log_prob``) on the full test set, on
+    the scale of the data it models: mean and standard error over images. A model with ``bpd`` (a
+    flow: the K-draw importance-sampled bound over its dequantisation noise) is read through it; any
+    other's ``log_prob`` (exact on binarised pixels; a bound drawn K times on 8-bit pixels) likewise."""
+    if not isinstance(k, int) or k < 1:
+        raise ValueError(f"eval_k must be a positive integer, got {k!r}")
+    dev = training.select_device(device)
+    model = load_model(model_path, dev)
+    spec = registry.spec_of(model)
+    if spec is None or not spec.density:
+        raise ValueError(f"{model_path} holds a {type(model).__name__}, not a density model (dgm.registry)")
+    splits = data.load_splits(splits_path)
+    if spec.data == "bytes" and splits["test_images"].dtype != torch.uint8:
+        raise ValueError(f"test_images must be uint8 pixel values 0..255, got {splits['test_images'].dtype}")
+    x = data.images_for(splits, "test", spec.data, dev)
+    n, dim = x.shape
+    to_nats = dim * math.log(2)  # bits/dim -> nats per image
+
+    def bpd_per_image(k_draws: int, g: torch.Generator) -> torch.Tensor:
+        if hasattr(model, "bpd"):
+            return estimators.evaluate_in_batches(lambda b: model.bpd(b, g, k=k_draws).double(), x,
+                                                  batch_size=batch_size)
+
+        def nats(b):
+            log_p = torch.stack([model.log_prob(b, generator=g).double() for _ in range(k_draws)])  # (K, B)
+            return -(torch.logsumexp(log_p, dim=0) - math.log(k_draws))
+
+        return estimators.evaluate_in_batches(nats, x, batch_size=batch_size) / to_nats
+
+    bpd = bpd_per_image(k, torch.Generator(device=dev).manual_seed(seed))  # (N,)
+    result = {
+        "model": spec.name,
+        "latent_dim": dim,
+        "n_test": n,
+        "k": k,
+        "test_bpd": bpd.mean().item(),
+        "test_bpd_stderr": (bpd.std() / math.sqrt(n)).item(),
+        "test_nll": bpd.mean().item() * to_nats,  # nats per image
+        "test_nll_stderr": (bpd.std() / math.sqrt(n)).item() * to_nats,
+        "parameters": sum(p.numel() for p in model.parameters()),
+    }
+    if k > 1:  # the plain one-draw bound too, so K's gain is visible
+        result["test_bpd_k1"] = bpd_per_image(1, torch.Generator(device=dev).manual_seed(seed)).mean().item()
+    io.write_json(result, output_path)
+    return result
+
+
+@torch.inference_mode()
 def test_nll(*, model_path: str, splits_path: str, output_path: str, k: int, batch_size: int = 100,
              chunk_size: int | None = None, seed: int = 0, device: str = "auto") -> dict:
     """Test-set -ELBO and importance-sampled NLL with K samples per image (IWAE protocol: K = 5000)."""
     dev = training.select_device(device)
-    model = load_vae(model_path, dev)
+    model = load_latent_model(model_path, dev)
     x = test_images(splits_path, dev)
     log.info("test NLL of a z = %d %s on %d test images: K = %d, batches of %d, chunks of %s samples, %s, "
              "%d threads", model.latent_dim, type(model).__name__, len(x), k, batch_size, chunk_size, dev,
@@ -87,7 +152,7 @@ def test_nll(*, model_path: str, splits_path: str, output_path: str, k: int, bat
     nll, nll_se = estimators.mean_and_stderr(v["nll"])
     gap, gap_se = estimators.mean_and_stderr(v["nelbo"] - v["nll"])  # paired: the same images
     result = {
-        "model": registry.by_class(type(model).__name__).name,
+        "model": registry.spec_of(model).name,
         "latent_dim": model.latent_dim,
         "n_test": len(x),
         "k": k,
@@ -125,7 +190,7 @@ def estimator_sweep(*, model_path: str, splits_path: str, output_path: str, ks: 
     ``repeats`` independent times, plus the one-sample ELBO of each repeat; one long CSV row per
     (estimator, K, repeat) with the mean over the images."""
     dev = training.select_device(device)
-    model = load_vae(model_path, dev)
+    model = load_latent_model(model_path, dev)
     x = test_images(splits_path, dev, n=n_images)
     z = model.latent_dim
     log.info("estimator sweep of a z = %d %s on %d test images: K in %s, %d repeats, %s", z, type(model).__name__,
@@ -172,7 +237,7 @@ def quadrature(*, model_path: str, splits_path: str, output_path: str, n_images:
     are counted in ``n_above_tol`` and logged as a warning.
     """
     dev = training.select_device(device)
-    model = load_vae(model_path, dev).double()
+    model = load_latent_model(model_path, dev).double()
     if model.latent_dim != 2:
         raise ValueError(f"quadrature is the z = 2 reference; this model has latent_dim={model.latent_dim}")
     x = test_images(splits_path, dev, n=n_images, dtype=torch.float64)

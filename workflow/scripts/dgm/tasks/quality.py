@@ -121,7 +121,7 @@ class Scorer:
 def draw_samples(model, n: int, *, seed: int, batch_size: int) -> torch.Tensor:
     """n samples (n, 1, 28, 28) in [0, 1] on the CPU through the common ``sample`` verb, drawn in
     batches from one generator seeded with ``seed`` on the model's device."""
-    device = next(model.parameters()).device
+    device = training.device_of(model)
     g = torch.Generator(device=device).manual_seed(seed)
     out = [model.sample(min(batch_size, n - i), generator=g).float().cpu() for i in range(0, n, batch_size)]
     images = torch.cat(out).reshape(n, 1, 28, 28)
@@ -194,7 +194,7 @@ def sample_quality(*, model_path: str, classifier_path: str, splits_path: str, o
     if final_epoch not in states:
         evaluations.append(_evaluate(model, final_epoch, scorer, n_samples, seed, batch_size, size_curve=True))
     result = {
-        "model": ckpt["model"]["class"],
+        "model": ckpt["model"].get("name", ckpt["model"]["class"]),  # an external model's name, else its class
         "description": ckpt["model"],
         "latent_dim": getattr(model, "latent_dim", None),
         "n_samples": n_samples,
@@ -332,7 +332,8 @@ def report_section(inputs: dict[str, list[str]]) -> dict | None:
                        "parzen_sigma": seed_cell(col["parzen_sigma"], 3),
                        "bound": seed_cell(col["bound"], errors=col["bound_stderr"]), "bpd": seed_cell(col["bpd"], 3)})
         if all(col["last"]):
-            final.append({"title": title, "latent": None if spec.fixed_latent else latent,
+            no_latent = spec.fixed_latent is not None and not spec.latent_variable  # a flow's 784, a sheet's 0
+            final.append({"title": title, "latent": None if no_latent else latent,
                           **{k: seed_mean(col[k]) for k in FIDELITY + DIVERSITY}})
     for name, r in reference["references"].items():
         cells = {"model": f"real {name}", "latent": "–", "seeds": "–", "epoch": "–", "n": r["n"]}

@@ -8,7 +8,7 @@ import os
 
 import torch
 
-from dgm import data, io, registry, training
+from dgm import data, estimators, io, registry, training
 from dgm.entry import training_settings
 from dgm.models import build_model, load_model
 from dgm.tasks.common import TrainingSetup, run_training
@@ -70,21 +70,32 @@ def load_vae(model_path: str | os.PathLike, device="cpu") -> VAE:
 @torch.inference_mode()
 def evaluate_vae(*, model_path: str, splits_path: str, output_path: str, seed: int = 0, device: str = "auto",
                  batch_size: int = 1000) -> dict:
-    """Test-set negative ELBO (one reparameterised sample per image) on the fixed binarised test set."""
+    """Test-set negative ELBO (one reparameterised sample per image) on the fixed binarised test set,
+    of any latent-variable model: a VAE-family model through its own ``forward``, any other through
+    its verbs (``dgm.estimators.elbo``)."""
+    from dgm.tasks.likelihood import load_latent_model
+
     dev = training.select_device(device)
-    model = load_vae(model_path, dev)
+    model = load_latent_model(model_path, dev)
     splits = data.load_splits(splits_path)
     x = _binary_float(splits, "test", dev)
     g = torch.Generator(device=dev).manual_seed(seed)
+
+    def terms(batch):
+        if isinstance(model, VAE):
+            return model(batch, g)
+        t = estimators.elbo(model, batch, generator=g)
+        return {"nelbo": -t["elbo"], "recon": t["recon"], "kl": t["kl"]}
+
     parts = {"nelbo": [], "recon": [], "kl": []}
     for i in range(0, len(x), batch_size):
-        terms = model(x[i : i + batch_size], g)
+        batch_terms = terms(x[i : i + batch_size])
         for k in parts:
-            parts[k].append(terms[k].double().cpu())
+            parts[k].append(batch_terms[k].double().cpu())
     values = {k: torch.cat(v) for k, v in parts.items()}
     n = len(x)
     result = {
-        "model": registry.by_class(type(model).__name__).name,
+        "model": registry.spec_of(model).name,
         "latent_dim": model.latent_dim,
         "n_test": n,
         "test_nelbo": values["nelbo"].mean().item(),
