@@ -124,6 +124,28 @@ def _register_external(cfg):
 
 
 _register_external(config)
+
+
+def _pdf_wanted(cfg):
+    """Whether this run builds report.pdf: config report.pdf auto (where latexmk is found, with one
+    warning where it is not), true (latexmk must be there: checked now, before any job) or false."""
+    import shutil
+
+    from dgm.tasks.latex import INSTALL_HINT
+
+    pdf, found = cfg["report"]["pdf"], shutil.which("latexmk") is not None
+    if pdf is True and not found:
+        raise ValueError(f"config key report.pdf: true, but {INSTALL_HINT}")
+    if pdf == "auto" and not found:
+        logger.warning(
+            "report.pdf is skipped: latexmk is not installed (report.html and report.tex are built). For the "
+            "PDF: apt-get install latexmk texlive-latex-recommended texlive-fonts-recommended, then rerun "
+            "(--config 'report={pdf: true}' insists on it)"
+        )
+    return pdf is True or (pdf == "auto" and found)
+
+
+BUILD_PDF = _pdf_wanted(config)
 # The command line, for every run's run.json (jobs inherit the environment, also under Slurm).
 os.environ.setdefault("DGM_COMMAND", shlex.join(sys.argv))
 
@@ -468,19 +490,16 @@ def get_run_records():
 
 
 def get_runs_input(wildcards):
-    """The runs table reads every run's record and result files."""
-    results = get_run_files(experiments.RUN_RECORD, capability=None) + get_run_files(
-        "metrics.csv", capability="trained"
-    )
-    for capability, name in (
-        ("latent_variable", "test_metrics.json"),
-        ("density", "test_metrics.json"),
-        ("latent_variable", "test_nll.json"),
-        ("sampler", "quality.json"),
-        ("decoder_likelihood", "ais.json"),
-        ("decoder_likelihood", "bdmc.json"),
-    ):
-        results += get_run_files(name, capability=capability)
+    """The runs table reads every run's record and the result files its model's capabilities give it
+    (dgm.experiments.RESULT_FILES, the one declaration of them)."""
+    results = get_run_files(experiments.RUN_RECORD, capability=None)
+    for result in experiments.RESULT_FILES:
+        for capability in result.capabilities:
+            results += [
+                f"{run_dir(m, z, s, DATASET, p)}/{result.name}"
+                for m, p, z, s in get_runs(capability)
+                if result.latent in (None, z)
+            ]
     return {"results": list(dict.fromkeys(results))}
 
 
@@ -504,7 +523,7 @@ def get_final_outputs():
 def get_report_documents():
     """What `snakemake report` builds: the HTML, the LaTeX source and, unless switched off, the PDF."""
     docs = [f"{REPORT}/report.html", f"{REPORT}/report.tex"]
-    return docs + ([f"{REPORT}/report.pdf"] if config["report"]["pdf"] else [])
+    return docs + ([f"{REPORT}/report.pdf"] if BUILD_PDF else [])
 
 
 def get_report_inputs(wildcards):

@@ -28,6 +28,8 @@ import re
 import statistics
 import subprocess
 import sys
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
@@ -260,41 +262,67 @@ def _number(value):
     return v if math.isfinite(v) else None
 
 
+def _curve_metrics(path: Path) -> dict:
+    """metrics.csv: the last epoch, its validation metrics and the training time over all epochs."""
+    last = _last_row(path)
+    epoch = _number(last.get("epoch"))
+    out = {"epochs": None if epoch is None else int(epoch)}
+    out.update({k: _number(v) for k, v in last.items() if k.startswith("valid_") and _number(v) is not None})
+    with open(path, newline="") as f:
+        seconds = [_number(r.get("train_seconds")) for r in csv.DictReader(f)]
+    out["train_seconds"] = sum(s for s in seconds if s is not None)
+    return out
+
+
+def _test_metrics(path: Path) -> dict:
+    return {k: _number(v) for k, v in _read_json(path).items() if k.startswith("test_") and _number(v) is not None}
+
+
+def _quality_metrics(path: Path) -> dict:
+    """quality.json: the last evaluated epoch's sample-quality numbers."""
+    last = max(_read_json(path)["evaluations"], key=lambda e: e["epoch"] or 0)
+    return {"parzen" if k == "parzen_mean" else k: _number(last.get(k))
+            for k in ("fid", "kid_mean", "kid_std", "precision", "recall", "density", "coverage", "parzen_mean")}
+
+
+def _keys(*pairs: tuple[str, str]) -> Callable[[Path], dict]:
+    """A reader taking ``key`` of a JSON result file as the runs table's ``name``, for each (key, name)."""
+    return lambda path: {name: _number(_read_json(path).get(key)) for key, name in pairs}
+
+
+@dataclass(frozen=True)
+class ResultFile:
+    """A result file of a run folder, declared once: the runs of models with any of ``capabilities``
+    (dgm.registry) have it (only at latent size ``latent`` when given); the DAG asks for it before the
+    runs table (common.smk), and ``metrics`` reads the table's numbers from it."""
+
+    name: str
+    capabilities: tuple[str, ...]
+    metrics: Callable[[Path], dict]
+    latent: int | None = None
+
+
+RESULT_FILES = (  # in the runs table's column order
+    ResultFile("metrics.csv", ("trained",), _curve_metrics),
+    ResultFile("test_metrics.json", ("bound", "density"), _test_metrics),  # the ELBO, or an exact/bounded log p(x)
+    ResultFile("test_nll.json", ("latent_variable",), _test_metrics),
+    ResultFile("quadrature.json", ("latent_variable",), _keys(("log_px", "quadrature_log_px")), latent=2),
+    ResultFile("quality.json", ("sampler",), _quality_metrics),
+    ResultFile("ais.json", ("decoder_likelihood",),
+               _keys(("ais", "ais_log_px"), ("ais_gaussian", "ais_gaussian_log_px"), ("sigma", "ais_sigma"),
+                     ("parzen_gaussian", "parzen_gaussian"))),
+    ResultFile("bdmc.json", ("decoder_likelihood",), _keys(("gap", "bdmc_gap"))),
+)
+
+
 def run_metrics(run_dir: str | os.PathLike) -> dict[str, float]:
-    """Every metric the result files of one run folder hold, by name (absent files are skipped)."""
+    """Every metric the result files (``RESULT_FILES``) of one run folder hold, by name (absent files
+    are skipped)."""
     d = Path(run_dir)
     out: dict[str, float] = {}
-    if (d / "metrics.csv").exists():
-        last = _last_row(d / "metrics.csv")
-        epoch = _number(last.get("epoch"))
-        out["epochs"] = None if epoch is None else int(epoch)
-        for k, v in last.items():
-            if k.startswith("valid_") and _number(v) is not None:
-                out[k] = _number(v)
-        with open(d / "metrics.csv", newline="") as f:
-            seconds = [_number(r.get("train_seconds")) for r in csv.DictReader(f)]
-        out["train_seconds"] = sum(s for s in seconds if s is not None)
-    for name in ("test_metrics.json", "test_nll.json"):
-        if (d / name).exists():
-            for k, v in _read_json(d / name).items():
-                if k.startswith("test_") and _number(v) is not None:
-                    out[k] = _number(v)
-    if (d / "quadrature.json").exists():
-        out["quadrature_log_px"] = _number(_read_json(d / "quadrature.json").get("log_px"))
-    if (d / "quality.json").exists():
-        evaluations = _read_json(d / "quality.json")["evaluations"]
-        last = max(evaluations, key=lambda e: e["epoch"])
-        for k in ("fid", "kid_mean", "kid_std", "precision", "recall", "density", "coverage", "parzen_mean"):
-            if _number(last.get(k)) is not None:
-                out["parzen" if k == "parzen_mean" else k] = _number(last[k])
-    if (d / "ais.json").exists():
-        ais = _read_json(d / "ais.json")
-        for key, name in (("ais", "ais_log_px"), ("ais_gaussian", "ais_gaussian_log_px"), ("sigma", "ais_sigma"),
-                          ("parzen_gaussian", "parzen_gaussian")):
-            if _number(ais.get(key)) is not None:
-                out[name] = _number(ais[key])
-    if (d / "bdmc.json").exists():
-        out["bdmc_gap"] = _number(_read_json(d / "bdmc.json").get("gap"))
+    for result in RESULT_FILES:
+        if (d / result.name).exists():
+            out.update(result.metrics(d / result.name))
     return {k: v for k, v in out.items() if v is not None}
 
 
