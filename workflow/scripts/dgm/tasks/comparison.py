@@ -73,7 +73,8 @@ def report_section(inputs: dict[str, list[str]]) -> dict | None:
     for (_, model, point, latent), col in by_setting(runs, "order", "model", "point", "latent"):
         spec = registry.get(model)
         title = f"{spec.title} [{point}]" if point else spec.title
-        rows.append({"model": title, "latent": latent, "seeds": seeds_label(col["seed"]),
+        no_latent = spec.fixed_latent == 0  # a model without a latent variable (its path says z0)
+        rows.append({"model": title, "latent": None if no_latent else latent, "seeds": seeds_label(col["seed"]),
                      "data": spec.data_modelled, "nll": seed_cell(col["nll"], errors=col["nll_stderr"]),
                      "bpd": seed_cell(col["bpd"], 3), "fid": seed_cell(col["fid"]),
                      "gaussian": seed_cell(col["gaussian"], 1, errors=col["gaussian_stderr"]),
