@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import math
 
 import pytest
 
@@ -179,3 +180,52 @@ def test_compare_reads_results_folders_and_runs_tsv(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(FileNotFoundError, match="no run folders"):
         experiments.load_runs(tmp_path / "empty")
+
+
+# -- paired comparisons on the same images
+
+
+def test_a_paired_difference_of_a_run_with_itself_is_exactly_zero():
+    import numpy as np
+
+    values = (np.arange(5), np.array([-90.0, -101.5, -87.25, -120.0, -95.0]))
+    same = experiments.paired_difference([(values, values)])
+    assert same == {"paired_change": 0.0, "paired_se": 0.0, "paired_images": 5, "beyond_noise": False}
+    assert experiments.paired_difference([(values, (np.arange(1, 6), values[1]))]) is None  # other images
+    assert experiments.paired_difference([(None, values)]) is None
+
+
+def test_the_paired_standard_error_is_its_closed_form_for_correlated_arrays():
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    shared = rng.normal(-100.0, 10.0, 400)  # what each image contributes to both models: large
+    old = shared + rng.normal(0.0, 0.5, 400)
+    new = shared + 0.3 + rng.normal(0.0, 0.5, 400)
+    out = experiments.paired_difference([((np.arange(400), old), (np.arange(400), new))])
+    cov = np.cov(old, new)  # Var(new - old) = Var(old) + Var(new) - 2 Cov(old, new), sample versions
+    assert out["paired_se"] == pytest.approx(math.sqrt((cov[0, 0] + cov[1, 1] - 2 * cov[0, 1]) / 400), rel=1e-12)
+    assert out["paired_change"] == pytest.approx((new - old).mean(), rel=1e-12)
+    unpaired_se = math.sqrt((cov[0, 0] + cov[1, 1]) / 400)  # ~0.7: a 0.3-nat gain reads as noise unpaired
+    assert out["paired_se"] < 0.05 < unpaired_se and out["beyond_noise"] is True
+
+
+def test_compare_pairs_runs_of_a_seed_on_the_same_images(tmp_path):
+    import numpy as np
+
+    rows = {}
+    for study, shift in (("a", 0.0), ("b", -0.5)):
+        d = make_run(tmp_path / study, "vae", 2, 0, section={"hidden_dim": 32}, metrics={"valid_nelbo": 150.0})
+        nll = np.linspace(80.0, 120.0, 50) + shift + (0.01 * np.arange(50) if study == "b" else 0.0)
+        io.write_json({"test_nll": float(nll.mean()), "test_nelbo": 130.0}, d / "test_nll.json")
+        io.write_arrays(d / "test_nll.npz", {"image": np.arange(50), "nll": nll, "nelbo": nll + 20})
+        rows[study] = experiments.compare_studies(tmp_path / "b" / "results", tmp_path / "a" / "results") \
+            if study == "b" else None
+    nll = {r["metric"]: r for r in rows["b"]}["test_nll"]
+    expected = -0.5 + 0.01 * np.arange(50)
+    assert nll["paired_change"] == pytest.approx(expected.mean()) and nll["paired_images"] == 50
+    assert nll["paired_se"] == pytest.approx(expected.std(ddof=1) / math.sqrt(50))
+    assert nll["uncertainty"] == "paired SE over images" and nll["beyond_noise"] is True
+    valid = {r["metric"]: r for r in rows["b"]}["valid_nelbo"]  # no per-image values: no paired numbers
+    assert "paired_change" not in valid and valid["uncertainty"] is None
+    assert "paired ± SE" in experiments.format_comparison(rows["b"])

@@ -36,7 +36,8 @@ def user(tmp_path, monkeypatch):
     torch.save(usermodels.Pixels().state_dict(), folder / "pixels.pt")
     images = torch.from_numpy(synthetic_digits(30, seed=5)[0])  # (30, 28, 28) uint8
     io.torch_save({"test_images": images, "test_binary": data.binarize(images, generator=torch.Generator()
-                                                                         .manual_seed(1)), "meta": {}},
+                                                                         .manual_seed(1)),
+                   "train_images": torch.from_numpy(synthetic_digits(40, seed=6)[0]), "meta": {}},
                   tmp_path / "splits.pt")
     yield folder
     for name in [n for n, s in registry.MODELS.items() if s.external]:
@@ -254,3 +255,26 @@ def test_the_elbo_of_an_external_vae_is_its_one_sample_bound(user, tmp_path):
     assert elbo["model"] == nll["model"] == "tiny" and elbo["n_test"] == 30
     assert elbo["test_nelbo"] == pytest.approx(elbo["test_recon"] + elbo["test_kl"], rel=1e-6)
     assert nll["test_nll"] <= nll["test_nelbo"] + 1e-6  # importance sampling tightens the bound
+
+
+def test_the_train_test_gap_of_an_exact_model_is_its_closed_form_on_both_splits(user, tmp_path):
+    from dgm.tasks.likelihood import generalisation_gap
+
+    _, out = run_import(tmp_path, "px", pixels_entry(user))
+    result = generalisation_gap(model_path=str(out / "model.pt"), splits_path=str(tmp_path / "splits.pt"),
+                                output_path=str(out / "g.json"), per_image_path=str(out / "g.npz"), n_images=25,
+                                k=1, batch_size=10, binarize_seed=3, device="cpu")
+    logits = torch.linspace(-3, 3, 784, dtype=torch.float64).numpy()
+    splits = data.load_splits(tmp_path / "splits.pt")
+    train = data.binarize(splits["train_images"][:25], generator=torch.Generator().manual_seed(3))
+    closed = {name: x.reshape(25, 784).numpy().astype(np.float64) @ -np.logaddexp(0, -logits)
+              + (1 - x.reshape(25, 784).numpy().astype(np.float64)) @ -np.logaddexp(0, logits)
+              for name, x in (("train", train), ("test", splits["test_binary"][:25]))}
+    assert result["n_images"] == 25 and result["estimator"] == "log_prob"
+    assert result["train_log_px"] == pytest.approx(closed["train"].mean(), rel=1e-13)
+    assert result["test_log_px"] == pytest.approx(closed["test"].mean(), rel=1e-13)
+    assert result["gap"] == pytest.approx(closed["train"].mean() - closed["test"].mean(), rel=1e-10)
+    se = [closed[s].std(ddof=1) / math.sqrt(25) for s in ("train", "test")]
+    assert result["gap_stderr"] == pytest.approx(math.hypot(*se), rel=1e-10)
+    arrays = io.read_arrays(out / "g.npz")
+    assert np.allclose(arrays["train"], closed["train"], rtol=1e-13) and list(arrays["image"]) == list(range(25))

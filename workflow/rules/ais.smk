@@ -36,6 +36,7 @@ rule ais:
     output:
         metrics=f"{RUN}/ais.json",
         sweep=f"{RUN}/ais_sweep.csv",
+        per_image=f"{RUN}/ais.npz",
     log:
         job_log("ais"),
     benchmark:

@@ -10,6 +10,7 @@ rule evaluate_elbo:
         splits=SPLITS,
     output:
         metrics=f"{RUN}/test_metrics.json",
+        per_image=f"{RUN}/test_metrics.npz",
     log:
         job_log("evaluate"),
     benchmark:
@@ -36,6 +37,7 @@ rule evaluate_density:
         splits=SPLITS,
     output:
         metrics=f"{RUN}/test_metrics.json",
+        per_image=f"{RUN}/test_metrics.npz",
     log:
         job_log("evaluate"),
     benchmark:
@@ -64,6 +66,7 @@ rule test_nll:
         splits=SPLITS,
     output:
         metrics=f"{RUN}/test_nll.json",
+        per_image=f"{RUN}/test_nll.npz",
     log:
         job_log("test_nll"),
     benchmark:
@@ -93,6 +96,7 @@ rule estimator_sweep:
         splits=SPLITS,
     output:
         sweep=f"{RUN}/estimator_sweep.csv",
+        per_image=f"{RUN}/estimator_sweep.npz",
     log:
         job_log("estimator_sweep"),
     benchmark:
@@ -124,6 +128,7 @@ rule quadrature:
         splits=SPLITS,
     output:
         metrics=run_file("quadrature.json", latent=2),
+        per_image=run_file("quadrature.npz", latent=2),
     log:
         "logs/quadrature/{dataset}/{model}/{point}z2/seed{seed}.log",
     benchmark:
@@ -148,6 +153,40 @@ rule quadrature:
         device=config["device"],
     script:
         "../scripts/quadrature_log_px.py"
+
+
+rule generalisation_gap:
+    input:
+        model=f"{RUN}/model.pt",
+        splits=SPLITS,
+    output:
+        metrics=f"{RUN}/generalisation.json",
+        per_image=f"{RUN}/generalisation.npz",
+    log:
+        job_log("generalisation_gap"),
+    benchmark:
+        job_benchmark("generalisation_gap")
+    wildcard_constraints:
+        model=alternatives("likelihood"),
+    conda:
+        ENV
+    threads: 2
+    resources:
+        gpu=1,
+        mem_mb=4000,
+        runtime=120,
+    params:
+        n_images=config["likelihood"]["sweep_images"],
+        k=lambda w: (
+            config["likelihood"]["k"] if registry.get(w.model).latent_variable else model_section(w.model)["eval_k"]
+        ),
+        batch_size=config["likelihood"]["batch_size"],
+        chunk_size=config["likelihood"]["chunk_size"],
+        seed=config["likelihood"]["seed"],
+        binarize_seed=config["data"]["binarize_seed"] + 1,
+        device=config["device"],
+    script:
+        "../scripts/generalisation_gap.py"
 
 
 rule kl_examples:

@@ -6,5 +6,6 @@ start_torch_job(snakemake)
 from dgm.tasks.ais import ais  # noqa: E402
 
 ais(model_path=snakemake.input.model, splits_path=snakemake.input.splits, sigma_path=snakemake.input.sigma,
-    output_path=snakemake.output.metrics, sweep_path=snakemake.output.sweep, cfg=dict(snakemake.params.cfg),
-    k=snakemake.params.k, quadrature=dict(snakemake.params.quadrature), device=snakemake.params.device)
+    output_path=snakemake.output.metrics, sweep_path=snakemake.output.sweep, per_image_path=snakemake.output.per_image,
+    cfg=dict(snakemake.params.cfg), k=snakemake.params.k, quadrature=dict(snakemake.params.quadrature),
+    device=snakemake.params.device)

@@ -9,6 +9,7 @@ estimator_sweep(
     model_path=snakemake.input.model,
     splits_path=snakemake.input.splits,
     output_path=snakemake.output.sweep,
+    per_image_path=snakemake.output.per_image,
     ks=snakemake.params.ks,
     n_images=snakemake.params.n_images,
     repeats=snakemake.params.repeats,

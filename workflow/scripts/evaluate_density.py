@@ -10,6 +10,7 @@ result = evaluate_density(
     model_path=snakemake.input.model,
     splits_path=snakemake.input.splits,
     output_path=snakemake.output.metrics,
+    per_image_path=snakemake.output.per_image,
     k=snakemake.params.k,
     seed=snakemake.params.seed,
     device=snakemake.params.device,

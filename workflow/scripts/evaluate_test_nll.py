@@ -9,6 +9,7 @@ test_nll(
     model_path=snakemake.input.model,
     splits_path=snakemake.input.splits,
     output_path=snakemake.output.metrics,
+    per_image_path=snakemake.output.per_image,
     k=snakemake.params.k,
     batch_size=snakemake.params.batch_size,
     chunk_size=snakemake.params.chunk_size,

@@ -9,6 +9,7 @@ result = evaluate_vae(
     model_path=snakemake.input.model,
     splits_path=snakemake.input.splits,
     output_path=snakemake.output.metrics,
+    per_image_path=snakemake.output.per_image,
     device=snakemake.params.device,
     batch_size=snakemake.params.batch_size,
 )

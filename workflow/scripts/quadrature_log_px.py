@@ -9,6 +9,7 @@ quadrature(
     model_path=snakemake.input.model,
     splits_path=snakemake.input.splits,
     output_path=snakemake.output.metrics,
+    per_image_path=snakemake.output.per_image,
     n_images=snakemake.params.n_images,
     batch_size=snakemake.params.batch_size,
     points_per_dim=snakemake.params.points_per_dim,

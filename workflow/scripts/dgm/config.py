@@ -33,6 +33,8 @@ def coerce_to_schema(value, schema: dict):
         return None
     if isinstance(value, str) and types and "string" not in types:
         value = _parse_scalar(value)
+    elif isinstance(value, str) and "boolean" in types and value.lower() in ("true", "false"):
+        value = value.lower() == "true"  # a boolean-or-word key (report.pdf: true, false or auto)
     if isinstance(value, dict) and "properties" in schema:
         return {k: coerce_to_schema(v, schema["properties"].get(k, {})) for k, v in value.items()}
     if isinstance(value, list) and isinstance(schema.get("items"), dict):

@@ -43,7 +43,8 @@ KEYS = ["dataset", "model", "point", "latent", "seed"]  # what names a run (poin
 # and the fidelity/diversity measures rise; losses, NLLs, bits/dim, FID and KID fall. Settings,
 # spreads and times are not judged.
 HIGHER_IS_BETTER = ("log_px", "parzen", "precision", "recall", "density", "coverage")
-NOT_JUDGED = ("epochs", "ais_sigma", "valid_d_real", "valid_d_fake", "bdmc_gap")  # the BDMC gap: its size matters
+# The BDMC gap and the train-test gap: their size matters, not their sign; train_log_px is judged by the gap.
+NOT_JUDGED = ("epochs", "ais_sigma", "valid_d_real", "valid_d_fake", "bdmc_gap", "train_test_gap", "train_log_px")
 
 
 # -- sweeps: points of a model's hyperparameters, each a folder level of its runs' paths
@@ -294,25 +295,71 @@ def _keys(*pairs: tuple[str, str]) -> Callable[[Path], dict]:
 class ResultFile:
     """A result file of a run folder, declared once: the runs of models with any of ``capabilities``
     (dgm.registry) have it (only at latent size ``latent`` when given); the DAG asks for it before the
-    runs table (common.smk), and ``metrics`` reads the table's numbers from it."""
+    runs table (common.smk), and ``metrics`` reads the table's numbers from it. ``per_image`` maps a
+    metric of the table to the array of the file's per-image twin (same stem, ``.npz``) whose mean it
+    is: what a paired comparison of two runs on the same images reads."""
 
     name: str
     capabilities: tuple[str, ...]
     metrics: Callable[[Path], dict]
     latent: int | None = None
+    per_image: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def per_image_name(self) -> str:
+        return f"{Path(self.name).stem}.npz"
 
 
 RESULT_FILES = (  # in the runs table's column order
     ResultFile("metrics.csv", ("trained",), _curve_metrics),
-    ResultFile("test_metrics.json", ("bound", "density"), _test_metrics),  # the ELBO, or an exact/bounded log p(x)
-    ResultFile("test_nll.json", ("latent_variable",), _test_metrics),
-    ResultFile("quadrature.json", ("latent_variable",), _keys(("log_px", "quadrature_log_px")), latent=2),
+    ResultFile("test_metrics.json", ("bound", "density"), _test_metrics,  # the ELBO, or an exact/bounded log p(x)
+               per_image=(("test_nelbo", "nelbo"), ("test_nll", "nll"), ("test_bpd", "bpd"))),
+    ResultFile("test_nll.json", ("latent_variable",), _test_metrics,
+               per_image=(("test_nelbo", "nelbo"), ("test_nll", "nll"))),
+    ResultFile("quadrature.json", ("latent_variable",), _keys(("log_px", "quadrature_log_px")), latent=2,
+               per_image=(("quadrature_log_px", "log_px"),)),
     ResultFile("quality.json", ("sampler",), _quality_metrics),
     ResultFile("ais.json", ("decoder_likelihood",),
                _keys(("ais", "ais_log_px"), ("ais_gaussian", "ais_gaussian_log_px"), ("sigma", "ais_sigma"),
-                     ("parzen_gaussian", "parzen_gaussian"))),
+                     ("parzen_gaussian", "parzen_gaussian")),
+               per_image=(("ais_log_px", "ais"), ("ais_gaussian_log_px", "ais_gaussian"),
+                          ("parzen_gaussian", "parzen_gaussian"))),
     ResultFile("bdmc.json", ("decoder_likelihood",), _keys(("gap", "bdmc_gap"))),
+    ResultFile("generalisation.json", ("likelihood",),
+               _keys(("train_log_px", "train_log_px"), ("test_log_px", "test_log_px"), ("gap", "train_test_gap"))),
 )
+
+
+def per_image_values(run_dir: str | os.PathLike, metric: str):
+    """(image indices, values) behind ``metric`` of a run folder, from the per-image file of the last
+    result file declaring it (the one whose number the runs table shows); None without one."""
+    for result in reversed(RESULT_FILES):
+        key = dict(result.per_image).get(metric)
+        path = Path(run_dir) / result.per_image_name
+        if key is not None and (Path(run_dir) / result.name).exists():
+            if not path.exists():
+                return None
+            import numpy as np
+
+            with np.load(path, allow_pickle=False) as f:
+                return (f["image"], f[key]) if key in f.files else None
+    return None
+
+
+def paired_difference(pairs) -> dict | None:
+    """new - old of per-image values on the same images: the mean of the per-image differences and its
+    standard error (their SD / sqrt(n)), pooled over the given (old, new) pairs of runs (one per seed);
+    None unless some pair holds the same images on both sides."""
+    import numpy as np
+
+    diffs = [new[1] - old[1] for old, new in pairs
+             if old is not None and new is not None and np.array_equal(old[0], new[0])]
+    if not diffs:
+        return None
+    d = np.concatenate(diffs)
+    se = float(d.std(ddof=1) / math.sqrt(len(d))) if len(d) > 1 else None
+    return {"paired_change": float(d.mean()), "paired_se": se, "paired_images": int(len(d)),
+            "beyond_noise": None if se is None else bool(abs(d.mean()) > 2 * se)}
 
 
 def run_metrics(run_dir: str | os.PathLike) -> dict[str, float]:
@@ -629,11 +676,14 @@ def _setting(row: dict) -> tuple:
     return (row.get("dataset") or "", row["model"], row.get("point") or "", int(row["latent"]))
 
 
-def compare(new_rows: list[dict], old_rows: list[dict]) -> list[dict]:
+def compare(new_rows: list[dict], old_rows: list[dict], new_folders=None, old_folders=None) -> list[dict]:
     """Every metric present in both studies, per setting (dataset, model, sweep point, latent size),
     averaged over seeds: old, new, change, relative change, and whether the change exceeds the seeds'
-    spread (|change| > the larger SD over seeds; unknown with one seed on both sides). Metrics present
-    in only one study are listed with the other side empty."""
+    spread (|change| > the larger SD over seeds; unknown with one seed on both sides). Where both runs of
+    a seed keep per-image values of the metric on the same images (``per_image_values``; the rows' run
+    folders given), also the paired change (mean of per-image differences) ± its standard error, and
+    ``beyond_noise``: |paired change| > 2 SE; ``uncertainty`` says which of the two judged the change.
+    Metrics present in only one study are listed with the other side empty."""
     def grouped(rows):
         out: dict[tuple, dict[str, list[float]]] = {}
         for r in rows:
@@ -641,7 +691,15 @@ def compare(new_rows: list[dict], old_rows: list[dict]) -> list[dict]:
                 out.setdefault(_setting(r), {}).setdefault(m, []).append(r[m])
         return out
 
+    def folders(rows, dirs):
+        out: dict[tuple, dict] = {}
+        for r, d in zip(rows, dirs or [None] * len(rows)):
+            if d is not None:
+                out.setdefault(_setting(r), {})[r.get("seed")] = Path(d)
+        return out
+
     new, old = grouped(new_rows), grouped(old_rows)
+    new_dirs, old_dirs = folders(new_rows, new_folders), folders(old_rows, old_folders)
     rows = []
     for setting in sorted(set(new) | set(old)):
         metrics_new, metrics_old = new.get(setting, {}), old.get(setting, {})
@@ -657,6 +715,12 @@ def compare(new_rows: list[dict], old_rows: list[dict]) -> list[dict]:
                 row["spread"] = max(spreads) if spreads else None
                 row["exceeds_spread"] = None if row["spread"] is None else abs(row["change"]) > row["spread"]
                 row["better"] = _better(m, row["change"])
+                seeds = sorted(set(new_dirs.get(setting, {})) & set(old_dirs.get(setting, {})), key=str)
+                paired = paired_difference([(per_image_values(old_dirs[setting][s], m),
+                                             per_image_values(new_dirs[setting][s], m)) for s in seeds])
+                row.update(paired or {})
+                row["uncertainty"] = ("paired SE over images" if paired and paired["paired_se"] is not None
+                                      else "SD over seeds" if row["spread"] is not None else None)
             else:
                 row["only_in"] = "baseline" if a else "new"
             rows.append(row)
@@ -671,7 +735,8 @@ def _better(metric: str, change: float) -> str:
 
 
 COMPARE_COLUMNS = ["dataset", "model", "point", "latent", "metric", "old", "new", "change", "relative", "spread",
-                   "exceeds_spread", "better", "old_seeds", "new_seeds", "only_in"]
+                   "exceeds_spread", "paired_change", "paired_se", "paired_images", "beyond_noise", "uncertainty",
+                   "better", "old_seeds", "new_seeds", "only_in"]
 
 
 def format_comparison(rows: list[dict]) -> str:
@@ -685,20 +750,31 @@ def format_comparison(rows: list[dict]) -> str:
             return f"{v:.4g}"
         return str(v)
 
-    header = ["setting", "metric", "old", "new", "change", "beyond seeds' spread", ""]
+    header = ["setting", "metric", "old", "new", "change", "paired ± SE", "beyond noise", ""]
     lines = [header]
     for r in rows:
         setting = f"{r['model']}{' [' + r['point'] + ']' if r['point'] else ''} z{r['latent']}"
         change = cell(r.get("change")) if "change" in r else f"only in {r['only_in']}"
         rel = f" ({100 * r['relative']:+.1f}%)" if r.get("relative") is not None else ""
-        lines.append([setting, r["metric"], cell(r["old"]), cell(r["new"]), change + rel,
-                      cell(r.get("exceeds_spread")) if "change" in r else "", r.get("better", "")])
+        paired = f"{cell(r['paired_change'])} ± {cell(r['paired_se'])}" if r.get("paired_change") is not None else ""
+        judged = r.get("beyond_noise") if r.get("beyond_noise") is not None else r.get("exceeds_spread")
+        lines.append([setting, r["metric"], cell(r["old"]), cell(r["new"]), change + rel, paired,
+                      cell(judged) if "change" in r else "", r.get("better", "")])
     widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
     return "\n".join("  ".join(c.ljust(w) for c, w in zip(line, widths)).rstrip() for line in lines)
 
 
+def study_folders(source: str | os.PathLike, rows: list[dict]) -> list[Path | None]:
+    """The run folders of a study's rows: found from its runs.tsv (``run_folders``), or named by rows
+    that ``load_runs`` made from a results folder."""
+    if Path(source).is_file():
+        return run_folders(source, rows)
+    return [Path(r["run_dir"]) if r.get("run_dir") else None for r in rows]
+
+
 def compare_studies(new: str | os.PathLike, baseline: str | os.PathLike, output_path=None) -> list[dict]:
-    rows = compare(load_runs(new), load_runs(baseline))
+    new_rows, old_rows = load_runs(new), load_runs(baseline)
+    rows = compare(new_rows, old_rows, study_folders(new, new_rows), study_folders(baseline, old_rows))
     if output_path is not None:
         write_tsv(rows, output_path, COMPARE_COLUMNS)
     return rows

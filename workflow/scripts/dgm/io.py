@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import io
 import json
 import math
 import os
@@ -91,6 +92,31 @@ def write_json(obj, dest) -> None:
     if bad:
         raise NonFiniteResult(f"{dest}: refusing to write non-finite values at {', '.join(bad)}")
     write_text(dest, json.dumps(obj, indent=2, default=float, allow_nan=False) + "\n")
+
+
+def write_arrays(dest, arrays: dict) -> None:
+    """Per-image results as one .npz (each array float64, an ``image`` index int64): a NaN or infinite
+    value is an error naming the file and the array, as in ``write_json``."""
+    import numpy as np
+
+    out = {}
+    for name, values in arrays.items():
+        a = np.asarray(values.detach().cpu() if hasattr(values, "detach") else values)
+        a = a.astype(np.int64) if name == "image" else a.astype(np.float64)
+        if not np.isfinite(a).all():
+            raise NonFiniteResult(f"{dest}: refusing to write non-finite values in {name}")
+        out[name] = a
+    buffer = io.BytesIO()
+    np.savez(buffer, **out)
+    write_bytes(dest, buffer.getvalue())
+
+
+def read_arrays(path) -> dict:
+    """The arrays of a per-image .npz (``write_arrays``)."""
+    import numpy as np
+
+    with np.load(path, allow_pickle=False) as f:
+        return {k: f[k] for k in f.files}
 
 
 def torch_save(obj, dest) -> None:

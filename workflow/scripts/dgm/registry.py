@@ -81,6 +81,11 @@ class ModelSpec:
         return self.latent_variable and not self.density
 
     @property
+    def likelihood(self) -> bool:
+        """A log-likelihood of its own (a bound or a density): its train-versus-test gap is measured."""
+        return self.latent_variable or self.density
+
+    @property
     def trained(self) -> bool:
         """Trained by the pipeline: it has training curves, snapshots and a config section."""
         return not self.external
@@ -100,7 +105,7 @@ class ModelSpec:
 
 
 CAPABILITIES = ("sampler", "latent_variable", "density", "decoder")
-DERIVED_CAPABILITIES = ("decoder_likelihood", "bound", "trained", "external")  # computed from the fields
+DERIVED_CAPABILITIES = ("decoder_likelihood", "bound", "likelihood", "trained", "external")  # computed from the fields
 MODELS: dict[str, ModelSpec] = {}
 
 

@@ -107,7 +107,7 @@ def _ais(log_likelihood, x, steps, *, latent_dim, encoder, cfg) -> tuple[torch.T
 
 
 def ais(*, model_path: str, splits_path: str, sigma_path: str, output_path: str, sweep_path: str, cfg: dict,
-        k: int, quadrature: dict, device: str = "auto") -> dict:
+        k: int, quadrature: dict, device: str = "auto", per_image_path: str | None = None) -> dict:
     """AIS on the first ``cfg["images"]`` test images under every observation model the run has,
     the estimators it is compared with on the same images, and the AIS-vs-steps sweep."""
     dev = training.select_device(device)
@@ -183,6 +183,8 @@ def ais(*, model_path: str, splits_path: str, sigma_path: str, output_path: str,
     if "is" in per_image:
         result["ais_minus_is"] = (per_image["ais"].double() - per_image["is"].double()).mean().item()
     io.write_json(result, output_path)
+    if per_image_path:  # the same per-image values as an array file, as every likelihood estimator writes
+        io.write_arrays(per_image_path, {"image": torch.arange(n), **per_image})
     return result
 
 

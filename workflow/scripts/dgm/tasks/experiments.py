@@ -52,7 +52,8 @@ def compare(*, runs_path: str, baseline: str, output_path: str, curve_paths: dic
 
     baseline_path = Path(baseline)
     new_rows, old_rows = experiments.load_runs(runs_path), experiments.load_runs(baseline_path)
-    rows = experiments.compare(new_rows, old_rows)
+    rows = experiments.compare(new_rows, old_rows, experiments.study_folders(runs_path, new_rows),
+                               experiments.study_folders(baseline_path, old_rows))
     experiments.write_tsv(rows, output_path, experiments.COMPARE_COLUMNS)
     log.info("this study against %s:\n%s", baseline, experiments.format_comparison(rows))
     (new, _), (old, missing) = _curves(Path(runs_path)), _curves(baseline_path)

@@ -26,7 +26,7 @@ from dgm.models import load_model
 
 log = logging.getLogger("dgm")
 # Integer tags that keep the random streams apart (see _generator).
-PURPOSES = {"test_nll": 0, "estimator_sweep": 1}
+PURPOSES = {"test_nll": 0, "estimator_sweep": 1, "generalisation": 2}
 STREAMS = {"elbo": 0, "importance": 1, "naive": 2}
 ESTIMATORS = {"importance": estimators.importance_sampled_log_px, "naive": estimators.naive_mc_log_px}
 LABELS = {"importance": "importance sampling, q(z|x)", "naive": "naive Monte Carlo, p(z)", "elbo": "ELBO"}
@@ -79,7 +79,7 @@ def _since(start: tuple[float, float]) -> dict[str, float]:
 
 @torch.inference_mode()
 def evaluate_density(*, model_path: str, splits_path: str, output_path: str, k: int = 1, seed: int = 0,
-                     device: str = "auto", batch_size: int = 500) -> dict:
+                     device: str = "auto", batch_size: int = 500, per_image_path: str | None = None) -> dict:
     """Test log-likelihood and bits/dim of any density model (``log_prob``) on the full test set, on
     the scale of the data it models: mean and standard error over images. A model with ``bpd`` (a
     flow: the K-draw importance-sampled bound over its dequantisation noise) is read through it; any
@@ -124,12 +124,65 @@ def evaluate_density(*, model_path: str, splits_path: str, output_path: str, k: 
     if k > 1:  # the plain one-draw bound too, so K's gain is visible
         result["test_bpd_k1"] = bpd_per_image(1, torch.Generator(device=dev).manual_seed(seed)).mean().item()
     io.write_json(result, output_path)
+    if per_image_path:  # every test image's value, for paired comparisons
+        io.write_arrays(per_image_path, {"image": torch.arange(n), "nll": bpd * to_nats, "bpd": bpd})
+    return result
+
+
+@torch.inference_mode()
+def generalisation_gap(*, model_path: str, splits_path: str, output_path: str, per_image_path: str, n_images: int,
+                       k: int, batch_size: int = 100, chunk_size: int | None = None, seed: int = 0,
+                       binarize_seed: int = 0, device: str = "auto") -> dict:
+    """Mean log p(x) of the first ``n_images`` training images against the first ``n_images`` test images,
+    by the model's own estimator: importance sampling with K samples for a latent-variable model, its
+    ``log_prob`` for a density (a flow's K-draw dequantisation bound). A model that memorised its training
+    set scores them far above unseen images; the gap's SE combines both sides' SEs (other images, so
+    not paired). Training images of binarised models get one fixed-seed draw (``binarize_seed``)."""
+    dev = training.select_device(device)
+    model = load_model(model_path, dev)
+    spec = registry.spec_of(model)
+    splits = data.load_splits(splits_path)
+    if spec.data == "binary":
+        train = data.binarize(splits["train_images"][:n_images], generator=torch.Generator().manual_seed(binarize_seed))
+        train = train.reshape(len(train), -1).to(dev, torch.float32)
+    else:
+        train = data.images_for(splits, "train", spec.data, dev)[:n_images]
+    test = data.images_for(splits, "test", spec.data, dev)[:n_images]
+    n = min(len(train), len(test))
+    train, test = train[:n], test[:n]
+
+    def log_px(x: torch.Tensor, split: int) -> torch.Tensor:
+        def per_batch(b, i):
+            g = _generator(seed, "generalisation", "importance", split, i)
+            if spec.latent_variable:
+                return {"log_px": estimators.importance_sampled_log_px(model, b, k=k, generator=g,
+                                                                       chunk_size=chunk_size)}
+            if hasattr(model, "bpd"):
+                return {"log_px": -model.bpd(b, g, k=k).double() * b.shape[1] * math.log(2)}
+            return {"log_px": torch.stack([model.log_prob(b, generator=g).double() for _ in range(k)]).logsumexp(0)
+                    - math.log(k)}
+
+        return _per_image(per_batch, x, batch_size=batch_size, desc=f"{'train' if split == 0 else 'test'} log p(x)"
+                          )["log_px"]
+
+    values = {"train": log_px(train, 0), "test": log_px(test, 1)}
+    (train_mean, train_se), (test_mean, test_se) = (estimators.mean_and_stderr(values[s]) for s in ("train", "test"))
+    result = {"model": spec.name, "n_images": n, "k": k,
+              "estimator": "importance sampling, q(z|x)" if spec.latent_variable else "log_prob",
+              "train_log_px": train_mean, "train_log_px_stderr": train_se,
+              "test_log_px": test_mean, "test_log_px_stderr": test_se,
+              "gap": train_mean - test_mean, "gap_stderr": math.sqrt(train_se**2 + test_se**2)}
+    io.write_json(result, output_path)
+    io.write_arrays(per_image_path, {"image": torch.arange(n), **values})
+    log.info("log p(x): train %.2f ± %.2f, test %.2f ± %.2f nats on %d images each: gap %.2f ± %.2f", train_mean,
+             train_se, test_mean, test_se, n, result["gap"], result["gap_stderr"])
     return result
 
 
 @torch.inference_mode()
 def test_nll(*, model_path: str, splits_path: str, output_path: str, k: int, batch_size: int = 100,
-             chunk_size: int | None = None, seed: int = 0, device: str = "auto") -> dict:
+             chunk_size: int | None = None, seed: int = 0, device: str = "auto", per_image_path: str | None = None
+             ) -> dict:
     """Test-set -ELBO and importance-sampled NLL with K samples per image (IWAE protocol: K = 5000)."""
     dev = training.select_device(device)
     model = load_latent_model(model_path, dev)
@@ -176,6 +229,8 @@ def test_nll(*, model_path: str, splits_path: str, output_path: str, k: int, bat
         **timing,
     }
     io.write_json(result, output_path)
+    if per_image_path:  # every test image's values, for paired comparisons
+        io.write_arrays(per_image_path, {"image": torch.arange(len(x)), **v})
     log.info("-ELBO %.2f ± %.2f, IS NLL %.2f ± %.2f nats (%.4f bits/dim), mean ESS %.1f of %d; %.0f s (%.0f CPU s)",
              nelbo, nelbo_se, nll, nll_se, result["test_nll_bpd"], result["ess_mean"], k, timing["seconds"],
              timing["cpu_seconds"])
@@ -185,7 +240,7 @@ def test_nll(*, model_path: str, splits_path: str, output_path: str, k: int, bat
 @torch.inference_mode()
 def estimator_sweep(*, model_path: str, splits_path: str, output_path: str, ks: list[int], n_images: int,
                     repeats: int, batch_size: int = 100, chunk_size: int | None = None, seed: int = 0,
-                    device: str = "auto") -> list[dict]:
+                    device: str = "auto", per_image_path: str | None = None) -> list[dict]:
     """Importance sampling and naive Monte Carlo for every K on the first ``n_images`` test images,
     ``repeats`` independent times, plus the one-sample ELBO of each repeat; one long CSV row per
     (estimator, K, repeat) with the mean over the images."""
@@ -195,9 +250,10 @@ def estimator_sweep(*, model_path: str, splits_path: str, output_path: str, ks: 
     z = model.latent_dim
     log.info("estimator sweep of a z = %d %s on %d test images: K in %s, %d repeats, %s", z, type(model).__name__,
              len(x), ks, repeats, dev)
-    rows = []
+    rows, per_image = [], {"image": torch.arange(len(x))}
 
     def row(estimator, k, repeat, values, timing):
+        per_image[f"{estimator}_k{k}_repeat{repeat}"] = values["log_px"]
         mean, stderr = estimators.mean_and_stderr(values["log_px"])
         ess = values["ess"].mean().item() if "ess" in values else None  # the ELBO has no weights: an empty cell
         rows.append({"latent": z, "estimator": estimator, "k": k, "repeat": repeat, "log_px": mean,
@@ -223,13 +279,15 @@ def estimator_sweep(*, model_path: str, splits_path: str, output_path: str, ks: 
                 values = _per_image(per_batch, x, batch_size=batch_size, desc=f"{name} K={k} repeat {r}")
                 row(name, k, r, values, _since(start))
     training.write_csv(rows, output_path)
+    if per_image_path:  # log p(x) of every image for each (estimator, K, repeat)
+        io.write_arrays(per_image_path, per_image)
     return rows
 
 
 @torch.inference_mode()
 def quadrature(*, model_path: str, splits_path: str, output_path: str, n_images: int, batch_size: int = 10,
                points_per_dim: int = 64, levels: int = 3, tol: float = 1e-2, max_points_per_dim: int | None = None,
-               chunk_size: int | None = None, device: str = "auto") -> dict:
+               chunk_size: int | None = None, device: str = "auto", per_image_path: str | None = None) -> dict:
     """Near-exact mean log p(x) of a z = 2 VAE on the sweep's images, in float64, by quadrature over z.
 
     Each image's estimate carries the change made by its last grid refinement, a bound on the
@@ -274,6 +332,8 @@ def quadrature(*, model_path: str, splits_path: str, output_path: str, n_images:
         **timing,
     }
     io.write_json(result, output_path)
+    if per_image_path:
+        io.write_arrays(per_image_path, {"image": torch.arange(len(x)), "log_px": v["log_px"], "error": v["error"]})
     if above:
         log.warning("%d of %d images changed by more than %g nats at the last refinement (largest %.3g): raise "
                     "likelihood.quadrature.max_points_per_dim", above, len(x), tol, result["max_error"])

@@ -45,7 +45,7 @@ log = logging.getLogger("dgm")
 # SPANNING follows the last model with its capability (the likelihood section the latent-variable
 # models', AIS the decoder models'); the CLOSING ones end the document.
 SPANNING, CLOSING_SECTIONS = {"likelihood": "latent_variable", "ais": "decoder_likelihood"}, [
-    "quality", "experiments", "comparison"]
+    "quality", "experiments", "comparison", "trust"]
 RST_MARKUP = re.compile(r"[`*|\\_\[]")  # text without these characters is plain text in reStructuredText
 
 

@@ -69,7 +69,7 @@ def load_vae(model_path: str | os.PathLike, device="cpu") -> VAE:
 
 @torch.inference_mode()
 def evaluate_vae(*, model_path: str, splits_path: str, output_path: str, seed: int = 0, device: str = "auto",
-                 batch_size: int = 1000) -> dict:
+                 batch_size: int = 1000, per_image_path: str | None = None) -> dict:
     """Test-set negative ELBO (one reparameterised sample per image) on the fixed binarised test set,
     of any latent-variable model: a VAE-family model through its own ``forward``, any other through
     its verbs (``dgm.estimators.elbo``)."""
@@ -106,6 +106,8 @@ def evaluate_vae(*, model_path: str, splits_path: str, output_path: str, seed: i
         "parameters": sum(p.numel() for p in model.parameters()),
     }
     io.write_json(result, output_path)
+    if per_image_path:  # the ELBO terms of every test image, for paired comparisons
+        io.write_arrays(per_image_path, {"image": torch.arange(n), **values})
     return result
 
 

@@ -1,0 +1,81 @@
+"""The report section "How far to trust these numbers" (text: report/sections/trust.rst.j2): model
+against model as paired differences on the same images beside the unpaired figures, the train-versus-test
+log-likelihood gap of every likelihood model, and, where the sample-quality and memorisation results carry
+them, the uncertainty of each quality number, FD-infinity and the memorisation checks."""
+from __future__ import annotations
+
+import itertools
+import math
+
+from dgm import registry
+
+# The per-image estimates that pair across models: (per-image file, array, what it estimates, sign to log p(x)).
+ESTIMATES = (
+    ("test_nll.npz", "nll", "importance-sampled log p(x), all test images", -1.0),
+    ("test_metrics.npz", "nll", "exact (or dequantisation-bound) log p(x), all test images", -1.0),
+    ("ais.npz", "ais", "AIS log p(x), own observation model", 1.0),
+    ("ais.npz", "ais_gaussian", "AIS log p(x), Gaussian observation model on grey levels", 1.0),
+)
+NOISE_SE = 2.0  # a difference is called beyond noise when it exceeds this many standard errors
+
+
+def _title(key: dict) -> str:
+    spec = registry.get(key["model"])
+    point = f" [{key['point']}]" if key["point"] else ""
+    latent = "" if spec.fixed_latent is not None and not spec.latent_variable else f" z = {key['latent']}"
+    return f"{spec.title}{point}{latent}"
+
+
+def paired_rows(paths: list[str]) -> list[dict]:
+    """Every pair of runs of different models (same seed) with per-image values of one estimate on the
+    same images: the difference of mean log p(x) (second - first) as the mean of per-image differences
+    ± its paired SE, beside the unpaired SE (both sides' SEs combined) the tables elsewhere imply."""
+    import numpy as np
+
+    from dgm.io import read_arrays
+    from dgm.results import run_key
+
+    runs: dict[tuple, list] = {}  # (file, array) -> [(run key, images, log p(x))]
+    for path in paths:
+        name = path.rsplit("/", 1)[-1]
+        arrays = read_arrays(path)
+        for file, key, _, sign in ESTIMATES:
+            if name == file and key in arrays:
+                runs.setdefault((file, key), []).append((run_key(path), arrays["image"], sign * arrays[key]))
+    rows = []
+    for file, key, label, _ in ESTIMATES:
+        for (a, ia, va), (b, ib, vb) in itertools.combinations(runs.get((file, key), []), 2):
+            if a["model"] == b["model"] or a["seed"] != b["seed"] or not np.array_equal(ia, ib):
+                continue
+            d = vb - va
+            paired = float(d.std(ddof=1) / math.sqrt(len(d)))
+            unpaired = math.sqrt((va.var(ddof=1) + vb.var(ddof=1)) / len(d))
+            rows.append({"estimate": label, "first": _title(a), "second": _title(b), "seed": a["seed"],
+                         "images": len(d), "difference": float(d.mean()), "paired_se": paired,
+                         "unpaired_se": unpaired,
+                         "beyond_noise": "yes" if abs(d.mean()) > NOISE_SE * paired else "no",
+                         "beyond_unpaired": "yes" if abs(d.mean()) > NOISE_SE * unpaired else "no"})
+    return rows
+
+
+def report_section(inputs: dict[str, list[str]]) -> dict | None:
+    from dgm.formatting import fmt, fmt_pm
+    from dgm.results import read_json, run_key
+
+    pairs = paired_rows(inputs.get("per_image", []))
+    gaps = []
+    for path in inputs.get("generalisation", []):
+        g, key = read_json(path), run_key(path)
+        gaps.append({"model": _title(key), "seed": key["seed"], "estimator": g["estimator"], "images": g["n_images"],
+                     "train": fmt_pm(g["train_log_px"], g["train_log_px_stderr"]),
+                     "test": fmt_pm(g["test_log_px"], g["test_log_px_stderr"]),
+                     "gap": fmt_pm(g["gap"], g["gap_stderr"]),
+                     "beyond_noise": "yes" if abs(g["gap"]) > NOISE_SE * g["gap_stderr"] else "no"})
+    if not pairs and not gaps:
+        return None
+    shown = [{**r, "difference": fmt(r["difference"]), "paired_se": fmt(r["paired_se"]),
+              "unpaired_se": fmt(r["unpaired_se"])} for r in pairs]
+    return {"id": "trust", "figures": [],
+            "data": {"pairs": shown, "gaps": gaps, "noise_se": NOISE_SE,
+                     "hidden_by_spread": sum(r["beyond_noise"] == "yes" and r["beyond_unpaired"] == "no"
+                                             for r in pairs)}}
