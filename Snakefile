@@ -4,7 +4,7 @@ from snakemake.utils import min_version
 min_version("9.0")
 
 
-configfile: f"{workflow.basedir}/config.yaml"  # the full study; --configfile/--config merge on top
+configfile: f"{workflow.current_basedir}/config.yaml"  # the full study; --configfile/--config merge on top
 
 
 report: "workflow/report/workflow.rst"
