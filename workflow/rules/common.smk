@@ -4,9 +4,12 @@ from pathlib import Path
 
 import yaml
 from snakemake.logging import logger
-from snakemake.utils import validate
+from snakemake.utils import update_config, validate
 
-sys.path.insert(0, str(Path(workflow.basedir) / "workflow" / "scripts"))
+# This repository, found from this file: workflow.basedir is the main Snakefile's folder, which is the
+# consumer's when the workflow is used as a module (README, "Use as a Snakemake module").
+REPO_DIR = Path(str(workflow.current_basedir)).resolve().parents[1]
+sys.path.insert(0, str(REPO_DIR / "workflow" / "scripts"))
 import copy  # noqa: E402
 import json  # noqa: E402
 import os  # noqa: E402
@@ -15,8 +18,16 @@ import shlex  # noqa: E402
 from dgm import data, experiments, registry  # noqa: E402
 from dgm.config import validate_config  # noqa: E402
 
-with open(Path(workflow.basedir) / "workflow" / "schemas" / "config.schema.yaml") as _f:
+with open(REPO_DIR / "workflow" / "schemas" / "config.schema.yaml") as _f:
     CONFIG_SCHEMA = yaml.safe_load(_f)
+STUDY_CONFIG = REPO_DIR / "config.yaml"  # the Snakefile's configfile: the full study, every key's default
+if not any(Path(f).resolve() == STUDY_CONFIG for f in workflow.configfiles):
+    # A module handed the consumer's config (`config: config`): Snakemake skipped our configfile:, so
+    # config.yaml goes beneath that config here, and a partial config means what it means in a standalone run.
+    with open(STUDY_CONFIG) as _f:
+        _study = yaml.safe_load(_f)
+    update_config(_study, config)
+    config.update(_study)
 # Our own pass first: it coerces --config strings and names every bad key with its full path;
 # Snakemake's validate() then fills in the schema's defaults.
 validate_config(config, CONFIG_SCHEMA)
@@ -555,6 +566,15 @@ def get_report_inputs(wildcards):
         **get_ais_outputs(),
         "ais_figures": [p for p in figures if Path(p).name.startswith("ais_")],
         "run_records": get_run_records(),
+        "per_image": [
+            f"{run_dir(m, z, s, DATASET, p)}/{result.per_image_name}"
+            for result in experiments.RESULT_FILES
+            if result.per_image
+            for capability in result.capabilities
+            for m, p, z, s in get_runs(capability)
+            if result.latent in (None, z)
+        ],
+        "generalisation": get_run_files("generalisation.json", capability="likelihood"),
         "runs_summary": [f"{RUNS}/runs_summary.tsv"],
         "sweep_figures": [p for p in figures if Path(p).name.startswith("sweep_")],
     }

@@ -25,8 +25,8 @@ rule report_documents:
     params:
         title=lambda wildcards: config["report"]["title"],  # text: a function keeps {braces} literal
         config=config,
-        template_dir=f"{workflow.basedir}/report",
-        caption_dir=f"{workflow.basedir}/workflow/report",  # the figures' captions, as in Snakemake's report
+        template_dir=f"{REPO_DIR}/report",
+        caption_dir=f"{REPO_DIR}/workflow/report",  # the figures' captions, as in Snakemake's report
         benchmarks_dir="benchmarks",
     script:
         "../scripts/make_report.py"
