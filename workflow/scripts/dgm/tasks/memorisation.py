@@ -111,7 +111,8 @@ def plot_nearest_training(samples: torch.Tensor, neighbours: torch.Tensor, dista
     from dgm.plotting import _save, plt
 
     n = len(samples)
-    fig, axes = plt.subplots(2, max(n, 1), figsize=(1.1 * max(n, 1), 2.6), squeeze=False)
+    fig, axes = plt.subplots(2, max(n, 1), figsize=(1.1 * max(n, 1), 2.4), squeeze=False,
+                             gridspec_kw={"hspace": 0.05, "wspace": 0.1})
     for j, ax in enumerate(axes.T):
         for row, image in zip(ax, (samples, neighbours)):
             row.set_axis_off()
@@ -119,7 +120,7 @@ def plot_nearest_training(samples: torch.Tensor, neighbours: torch.Tensor, dista
                 row.imshow(1 - image[j].reshape(28, 28).float().cpu().numpy(), cmap="gray", vmin=0, vmax=1,
                            interpolation="nearest")
         if j < n:
-            ax[0].set_title(f"d = {float(distances[j]):.2f}", fontsize=8)
+            ax[0].set_title(f"$d$ = {float(distances[j]):.2f}", fontsize=8)
     axes[0, 0].text(-0.15, 0.5, "sample", transform=axes[0, 0].transAxes, rotation=90, va="center", ha="right")
     axes[1, 0].text(-0.15, 0.5, "nearest\ntraining", transform=axes[1, 0].transAxes, rotation=90, va="center",
                     ha="right")
