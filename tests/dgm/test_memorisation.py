@@ -13,7 +13,7 @@ from dgm import io, registry
 from dgm import memorisation as mem
 from dgm.gan import GAN, GANConfig
 from dgm.quality import Classifier
-from dgm.tasks.memorisation import SUMMARY_HEADER, memorisation, summary_rows
+from dgm.tasks.memorisation import SUMMARY_HEADER, default_cells, memorisation, summary_rows
 
 
 def gen(seed: int) -> torch.Generator:
@@ -256,10 +256,15 @@ def test_task_writes_numbers_verdicts_and_the_figure(task_files):
     assert out.with_name("memorisation.png").stat().st_size > 0 and out.with_name("memorisation.pdf").stat().st_size > 0
     _, again = run_task(task_files, task_files["gan"], "gan/z4/seed0")
     assert again["data_copying"] == result["data_copying"]  # seeded: the same samples and cells
+    assert result["data_copying"]["cells"] == 2
     [row] = summary_rows([str(out)])
     assert list(row) == SUMMARY_HEADER
     assert (row["model"], row["latent"], row["seed"], row["n_samples"]) == ("gan", 4, 0, 100)
     assert row["c_t"] == result["data_copying"]["C_T"]
+
+
+def test_default_cells_give_about_200_samples_a_cell():
+    assert [default_cells(n) for n in (100, 200, 2000, 10000, 60000)] == [1, 1, 10, 50, 50]
 
 
 def test_task_flags_a_copycat_model_file(task_files, monkeypatch):

@@ -31,15 +31,17 @@ CHECKS = ("nearest_neighbour", "data_copying", "authenticity")
 
 
 def memorisation(*, model_path: str, classifier_path: str, splits_path: str, output_path: str, figure_path: str,
-                 n_samples: int, seed: int = 0, batch_size: int = 1000, device: str = "auto", cells: int = 50,
+                 n_samples: int, seed: int = 0, batch_size: int = 1000, device: str = "auto", cells: int | None = None,
                  min_generated: int = 20, figure_pairs: int = 8, flag_z: float = mem.FLAG_Z) -> dict:
     """The three checks on ``n_samples`` samples (drawn with ``seed``; the k-means cells of C_T are
     seeded with it too) of the model in ``model_path``, against the whole training split and the
     whole test split; memorisation.json at ``output_path`` and, at ``figure_path`` (PNG and its PDF
     twin), the ``figure_pairs`` samples nearest to the training set beside their nearest training
     images. ``cells`` and ``min_generated`` are C_T's k and its least number of samples in a cell;
-    ``flag_z``: how many null standard deviations from held-out images flag a model."""
+    ``cells`` defaults to ``default_cells(n_samples)``. ``flag_z``: how many null standard
+    deviations from held-out images flag a model."""
     t0 = time.perf_counter()
+    cells = default_cells(n_samples) if cells is None else cells
     dev = training.select_device(device)
     splits = data.load_splits(splits_path)
     ckpt = torch.load(model_path, map_location="cpu", weights_only=True)  # its description names an external model
@@ -93,6 +95,14 @@ def memorisation(*, model_path: str, classifier_path: str, splits_path: str, out
     log.info("%s: %d samples vs %d training and %d held-out images (%.1f s): %s", result["model"], n_samples,
              len(train), len(test), result["seconds"]["total"], _shown(result))
     return result
+
+
+def default_cells(n_samples: int) -> int:
+    """C_T's number of cells: one per 200 samples, at most 50 (the paper's 50 cells for 10,000
+    samples), at least 1. Fewer samples a cell and many cells fall below the 20 samples a cell
+    needs to count wherever a model favours some digits: 2,000 samples of mnist-mini's GAN in 50
+    cells leave 13 cells and 28 % of the held-out mass tested, in 10 cells 6 and 61 %."""
+    return max(1, min(50, n_samples // 200))
 
 
 def _shown(r: dict) -> str:
