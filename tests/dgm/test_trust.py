@@ -36,3 +36,13 @@ def test_a_model_against_itself_is_no_difference(tmp_path):
     values = np.linspace(80, 120, 30)
     rows = trust.paired_rows([_write(tmp_path, "vae", 2, values), _write(tmp_path / "b", "iwae", 2, values)])
     assert rows[0]["difference"] == 0.0 and rows[0]["paired_se"] == 0.0 and rows[0]["beyond_noise"] == "no"
+
+
+def test_likelihoods_of_other_pixels_are_not_paired(tmp_path):
+    values = np.linspace(80, 120, 30)
+    flow = tmp_path / "results/mnist/flow/z784/seed0/test_metrics.npz"  # 8-bit pixels
+    io.write_arrays(flow, {"image": np.arange(30), "nll": values * 10})
+    vae = _write(tmp_path, "vae", 2, values)  # binarised pixels: test_nll.npz, another estimate anyway
+    iwae = tmp_path / "results/mnist/iwae/z2/seed0/test_metrics.npz"  # binarised pixels, the same estimate as flow's
+    io.write_arrays(iwae, {"image": np.arange(30), "nll": values})  # as a binarised density would write
+    assert trust.paired_rows([str(flow), vae, str(iwae)]) == []

@@ -492,6 +492,10 @@ def get_figures(first_seed_only=False):
             out.append(f"{FIGURES}/sweep_{m}_{key}.png".format(dataset=DATASET))
     if get_scored_runs():
         out.append(f"{FIGURES}/quality_sample_size.png".format(dataset=DATASET))
+    first = [r for r in get_scored_runs() if not first_seed_only or r[3] == model_seeds(r[0])[0]]
+    out += [
+        f"{POINT_FIGURES}memorisation_{m}_z{z}_seed{s}.png".format(dataset=DATASET, point=p) for m, p, z, s in first
+    ]
     return out
 
 
@@ -575,6 +579,8 @@ def get_report_inputs(wildcards):
             if result.latent in (None, z)
         ],
         "generalisation": get_run_files("generalisation.json", capability="likelihood"),
+        "memorisation": get_run_files("memorisation.json"),
+        "memorisation_figures": [p for p in figures if Path(p).name.startswith("memorisation_")],
         "runs_summary": [f"{RUNS}/runs_summary.tsv"],
         "sweep_figures": [p for p in figures if Path(p).name.startswith("sweep_")],
     }

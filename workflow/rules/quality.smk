@@ -131,3 +131,40 @@ rule plot_quality_sample_size:
         runtime=10,
     script:
         "../scripts/plot_quality_sample_size.py"
+
+
+rule memorisation:
+    input:
+        model=f"{RUN}/model.pt",
+        classifier=f"{QUALITY}/classifier.pt",
+        splits=SPLITS,
+    output:
+        metrics=f"{RUN}/memorisation.json",
+        png=report(
+            f"{POINT_FIGURES}memorisation_{{model}}_z{{latent}}_seed{{seed}}.png",
+            caption="../report/memorisation.rst",
+            category="Sample quality",
+            subcategory="memorisation",
+            labels={"figure": "samples nearest the training set", "model": "{model}", "seed": "{seed}"},
+        ),
+        pdf=f"{POINT_FIGURES}memorisation_{{model}}_z{{latent}}_seed{{seed}}.pdf",
+    log:
+        job_log("memorisation"),
+    benchmark:
+        job_benchmark("memorisation")
+    wildcard_constraints:
+        model=alternatives("sampler"),
+    conda:
+        ENV
+    threads: 2
+    resources:
+        gpu=1,
+        mem_mb=6000,
+        runtime=60,
+    params:
+        n_samples=config["quality"]["n_samples"],
+        seed=config["quality"]["sample_seed"],
+        batch_size=config["quality"]["batch_size"],
+        device=config["device"],
+    script:
+        "../scripts/memorisation.py"

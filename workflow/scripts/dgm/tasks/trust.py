@@ -9,12 +9,14 @@ import math
 
 from dgm import registry
 
-# The per-image estimates that pair across models: (per-image file, array, what it estimates, sign to log p(x)).
+# The per-image estimates that pair across models: (per-image file, array, what it estimates, sign to log p(x),
+# whether it compares only models of the same data: all but the Gaussian observation model, which puts every
+# decoder on the grey levels).
 ESTIMATES = (
-    ("test_nll.npz", "nll", "importance-sampled log p(x), all test images", -1.0),
-    ("test_metrics.npz", "nll", "exact (or dequantisation-bound) log p(x), all test images", -1.0),
-    ("ais.npz", "ais", "AIS log p(x), own observation model", 1.0),
-    ("ais.npz", "ais_gaussian", "AIS log p(x), Gaussian observation model on grey levels", 1.0),
+    ("test_nll.npz", "nll", "importance-sampled log p(x), all test images", -1.0, True),
+    ("test_metrics.npz", "nll", "exact (or dequantisation-bound) log p(x), all test images", -1.0, True),
+    ("ais.npz", "ais", "AIS log p(x), own observation model", 1.0, True),
+    ("ais.npz", "ais_gaussian", "AIS log p(x), Gaussian observation model on grey levels", 1.0, False),
 )
 NOISE_SE = 2.0  # a difference is called beyond noise when it exceeds this many standard errors
 
@@ -39,14 +41,16 @@ def paired_rows(paths: list[str]) -> list[dict]:
     for path in paths:
         name = path.rsplit("/", 1)[-1]
         arrays = read_arrays(path)
-        for file, key, _, sign in ESTIMATES:
+        for file, key, _, sign, _ in ESTIMATES:
             if name == file and key in arrays:
                 runs.setdefault((file, key), []).append((run_key(path), arrays["image"], sign * arrays[key]))
     rows = []
-    for file, key, label, _ in ESTIMATES:
+    for file, key, label, _, same_data in ESTIMATES:
         for (a, ia, va), (b, ib, vb) in itertools.combinations(runs.get((file, key), []), 2):
             if a["model"] == b["model"] or a["seed"] != b["seed"] or not np.array_equal(ia, ib):
                 continue
+            if same_data and registry.get(a["model"]).data != registry.get(b["model"]).data:
+                continue  # log-likelihoods of other pixels (binarised against 8-bit) do not compare
             d = vb - va
             paired = float(d.std(ddof=1) / math.sqrt(len(d)))
             unpaired = math.sqrt((va.var(ddof=1) + vb.var(ddof=1)) / len(d))
@@ -59,8 +63,10 @@ def paired_rows(paths: list[str]) -> list[dict]:
 
 
 def report_section(inputs: dict[str, list[str]]) -> dict | None:
-    from dgm.formatting import fmt, fmt_pm
+    from dgm.formatting import captioned_figures, fmt, fmt_pm
+    from dgm.memorisation import FLAG_Z
     from dgm.results import read_json, run_key
+    from dgm.tasks.memorisation import summary_rows
 
     pairs = paired_rows(inputs.get("per_image", []))
     gaps = []
@@ -71,11 +77,19 @@ def report_section(inputs: dict[str, list[str]]) -> dict | None:
                      "test": fmt_pm(g["test_log_px"], g["test_log_px_stderr"]),
                      "gap": fmt_pm(g["gap"], g["gap_stderr"]),
                      "beyond_noise": "yes" if abs(g["gap"]) > NOISE_SE * g["gap_stderr"] else "no"})
-    if not pairs and not gaps:
+    memorised = [{"model": _title(r), "seed": r["seed"], "samples": r["n_samples"],
+                  "nn_ratio": fmt(r["nn_median_ratio"], 3), "nn_close": fmt(r["nn_fraction_below_q01"], 4),
+                  "nn_verdict": r["nn_verdict"], "c_t": fmt(r["c_t"]), "c_t_verdict": r["c_t_verdict"],
+                  "authenticity": f"{fmt(r['authenticity'], 3)} ({fmt(r['held_out_authenticity'], 3)})",
+                  "authenticity_verdict": r["authenticity_verdict"]}
+                 for r in summary_rows(inputs.get("memorisation", []))]
+    if not pairs and not gaps and not memorised:
         return None
     shown = [{**r, "difference": fmt(r["difference"]), "paired_se": fmt(r["paired_se"]),
               "unpaired_se": fmt(r["unpaired_se"])} for r in pairs]
-    return {"id": "trust", "figures": [],
-            "data": {"pairs": shown, "gaps": gaps, "noise_se": NOISE_SE,
+    return {"id": "trust",
+            "figures": captioned_figures(inputs.get("memorisation_figures", []), {"memorisation": "memorisation"}),
+            "data": {"pairs": shown, "gaps": gaps, "noise_se": NOISE_SE, "memorised": memorised,
+                     "flag_z": FLAG_Z,
                      "hidden_by_spread": sum(r["beyond_noise"] == "yes" and r["beyond_unpaired"] == "no"
                                              for r in pairs)}}
