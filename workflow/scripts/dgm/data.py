@@ -53,11 +53,7 @@ def official_sources(dataset: str) -> tuple[list[str], dict[str, str]]:
 
 
 def md5sum(path: str | os.PathLike) -> str:
-    h = hashlib.md5()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
+    return io.file_digest(path, "md5")
 
 
 def _read_bytes(path: Path) -> bytes:

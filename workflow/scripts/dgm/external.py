@@ -21,7 +21,6 @@ one line naming the model and the key or verb.
 from __future__ import annotations
 
 import functools
-import hashlib
 import importlib
 import inspect
 import logging
@@ -237,11 +236,10 @@ def __getattr__(attr):  # SampleBank is defined on first use, so that importing 
 
 
 def sha256(path: str | os.PathLike) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
+    """A checkpoint's or samples file's sha256, for run.json (also the feature classifier's, for its numbers)."""
+    from dgm import io
+
+    return io.file_digest(path, "sha256")
 
 
 def load_weights(model, name: str, path: str) -> None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import hashlib
 import io
 import json
 import math
@@ -92,6 +93,15 @@ def write_json(obj, dest) -> None:
     if bad:
         raise NonFiniteResult(f"{dest}: refusing to write non-finite values at {', '.join(bad)}")
     write_text(dest, json.dumps(obj, indent=2, default=float, allow_nan=False) + "\n")
+
+
+def file_digest(path: str | os.PathLike, algorithm: str = "sha256") -> str:
+    """The hex digest of a file's bytes (read in 1 MiB blocks) by a hashlib algorithm."""
+    h = hashlib.new(algorithm)
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
 
 
 def write_arrays(dest, arrays: dict) -> None:
