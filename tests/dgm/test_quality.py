@@ -6,10 +6,14 @@ import torch
 from dgm.quality import (
     Classifier,
     ClassifierConfig,
+    ResampledMetrics,
     SampleMetrics,
     accuracy,
+    fd_infinity,
     features,
+    frechet_distance,
     predict,
+    resample_radii,
     train_classifier,
 )
 
@@ -105,6 +109,136 @@ def test_precision_recall_density_coverage_separate_fidelity_from_diversity():
     assert off["precision"] == off["density"] == off["coverage"] == 0.0
     with pytest.raises(ValueError, match="nearest_k"):
         SampleMetrics(real[:5], nearest_k=5).prdc(real[:5])
+
+
+# ---------------------------------------------------------------------------- known answers, errors, FD∞
+
+
+def test_identical_sets_give_zero_distances_and_full_precision_recall_density_coverage():
+    """Generated features identical to the real ones: FID 0, KID 0 (to O(1/N)), precision = recall = 1,
+    and density = coverage = 1, which their definitions give when the k-NN radii exclude the point
+    itself (a ball holds its centre and k - 1 neighbours, its k-th on the boundary). prdc's radii do;
+    its issue #7 (0 for identical sets) is a set of one point repeated, whose radii are 0 and whose
+    open balls are empty; features of distinct images are distinct. The bootstrap's own computation
+    on the original sets (a row of ones) gives the same."""
+    real, _ = feature_sets(n=600, dim=8)
+    metrics = SampleMetrics(real, kid_subsets=400, kid_subset_size=300, nearest_k=5, seed=1)
+    out = metrics(real)
+    assert abs(out["fid"]) < 1e-6
+    assert [out[k] for k in ("precision", "recall", "density", "coverage")] == [1.0, 1.0, 1.0, 1.0]
+    # KID draws the two sets' subsets apart, so a cross pair is one image twice with odds 1/N: its exact
+    # expectation is 2 (mean kernel over pairs of different images - mean over all pairs), O(1/N) below 0.
+    kernel = (real.double() @ real.double().T / real.shape[1] + 1) ** 3
+    n = len(real)
+    expected = float(2 * ((kernel.sum() - kernel.trace()) / (n * (n - 1)) - kernel.mean()))
+    assert out["kid_mean"] == pytest.approx(expected, abs=4 * out["kid_std"] / 400**0.5)
+    ones = torch.ones(1, n, dtype=torch.float64)
+    own = {k: float(v[0]) for k, v in ResampledMetrics(real, real, ones, ones, nearest_k=5).compute().items()}
+    assert abs(own["fid"]) < 1e-4 and abs(own["kid"] - float(2 * (kernel.sum() - kernel.trace()) / (n * (n - 1))
+                                                             - 2 * kernel.mean())) < 1e-6
+    assert [own[k] for k in ("precision", "recall", "density", "coverage")] == [1.0, 1.0, 1.0, 1.0]
+    # the k-NN radius including the point itself (one neighbour short) would give density (k - 1) / k
+    radii_with_self = torch.cdist(real, real).kthvalue(5, dim=1).values  # self at 0 is the 1st
+    assert float((torch.cdist(real, real) < radii_with_self[:, None]).sum(0).double().mean() / 5) == 0.8
+
+
+def test_resampled_metrics_of_the_original_sets_are_the_libraries_values():
+    """A row of ones is the original sets: FID as torchmetrics (float32 sums of squares), the MMD²
+    that KID's subsets average (all pairs), and prdc's precision, recall, density and coverage."""
+    real, fake = feature_sets(n=700, dim=16)
+    fake = fake[:500]
+    metrics = SampleMetrics(real, kid_subsets=2, kid_subset_size=100, nearest_k=4)
+    ones_r, ones_f = torch.ones(1, 700, dtype=torch.float64), torch.ones(1, 500, dtype=torch.float64)
+    own = {k: float(v[0]) for k, v in ResampledMetrics(real, fake, ones_r, ones_f, nearest_k=4, chunk=128)
+           .compute().items()}
+    assert own["fid"] == pytest.approx(metrics.fid(fake), rel=1e-5)
+    k_rr, k_ff = ((x.double() @ x.double().T / 16 + 1) ** 3 for x in (real, fake))
+    k_rf = (real.double() @ fake.double().T / 16 + 1) ** 3
+    mmd = ((k_rr.sum() - k_rr.trace()) / (700 * 699) + (k_ff.sum() - k_ff.trace()) / (500 * 499) - 2 * k_rf.mean())
+    assert own["kid"] == pytest.approx(float(mmd), rel=1e-5)
+    assert {k: own[k] for k in ("precision", "recall", "density", "coverage")} == metrics.prdc(fake)
+
+
+def test_resampled_radii_leave_out_copies_of_the_point_itself():
+    """prdc issue #7 inside a bootstrap: a point drawn more than k times would have a k-NN radius of 0
+    (nothing strictly inside) if its own copies counted. They do not: its radius is the distance at
+    which the draws of other points reach k. Points on a line at 0, 1, 3, 6, 10; k = 2."""
+    x = torch.tensor([[0.0], [1.0], [3.0], [6.0], [10.0]])
+    dist = torch.cdist(x, x).fill_diagonal_(float("inf"))
+    nn_dist, nn_idx = dist.topk(4, dim=1, largest=False)
+    w = torch.tensor([[3.0, 1.0, 0.0, 1.0, 0.0],  # 0 thrice, 1 and 6 once
+                      [1.0, 1.0, 1.0, 1.0, 1.0]])  # the original set
+    radii = resample_radii(nn_dist, nn_idx, w, k=2)
+    assert radii[0].tolist() == [6.0, 1.0, -1.0, 6.0, -1.0]  # 0: the draws of 1 (at 1) and 6 (at 6); absent: -1
+    assert radii[1].tolist() == [3.0, 2.0, 3.0, 4.0, 7.0]  # the 2nd nearest other point, as prdc
+
+
+def test_bootstrap_adds_errors_and_leaves_every_value_as_it_was():
+    """The bootstrap draws from a generator of its own: the point values and the global RNG are as
+    without it, its errors repeat under one seed and change with another."""
+    real, fake = feature_sets(n=500, dim=16)
+    state = torch.random.get_rng_state()
+    plain = SampleMetrics(real, kid_subsets=5, kid_subset_size=100, seed=3)(fake)
+    with_errors = SampleMetrics(real, kid_subsets=5, kid_subset_size=100, bootstrap=20, seed=3)(fake)
+    assert torch.equal(torch.random.get_rng_state(), state)
+    assert {k: with_errors[k] for k in plain} == plain
+    names = ("fid", "kid", "precision", "recall", "density", "coverage")
+    assert with_errors["bootstrap"] == 20 and all(with_errors[f"{m}_se"] > 0 for m in names)
+    for m, value in zip(names, (plain["fid"], plain["kid_mean"], *(plain[k] for k in names[2:]))):
+        lo, hi = with_errors[f"{m}_ci"]
+        assert lo < hi, m
+        if m != "fid":  # FID's interval is for the distance at infinite n: below FID by its bias
+            assert lo < value <= hi, m
+            if hi < 1.0:  # not cut at a proportion's top
+                assert hi - lo == pytest.approx(2 * 1.959964 * with_errors[f"{m}_se"]), m
+    assert with_errors == SampleMetrics(real, kid_subsets=5, kid_subset_size=100, bootstrap=20, seed=3)(fake)
+    other = SampleMetrics(real, kid_subsets=5, kid_subset_size=100, bootstrap=20, seed=4)(fake)
+    assert other["fid"] == plain["fid"] and other["fid_se"] != with_errors["fid_se"]
+    with pytest.raises(ValueError, match="bootstrap"):
+        SampleMetrics(real, bootstrap=1)
+
+
+def test_bootstrap_interval_of_fid_covers_the_population_value_at_its_rate():
+    """A seeded simulation: 200 pairs of Gaussian feature sets (16 dimensions, 400 each) whose Fréchet
+    distance is known; the 95% interval holds it in 0.95 of them within sampling error (binomial SD
+    0.015: the band 0.95 ± 3 SD). At this n FID's bias is about three of its SEs, so an interval that
+    ignored it (value ± 1.96 SE) would hold the distance in about a quarter of the repetitions."""
+    d, n, reps = 16, 400, 200
+    g = gen(0)
+    a = torch.randn(d, d, generator=g, dtype=torch.float64) / d**0.5
+    cov_real = a @ a.T + 0.5 * torch.eye(d, dtype=torch.float64)
+    cov_fake, mu_fake = 1.5 * cov_real, torch.full((d,), 0.2, dtype=torch.float64)
+    population = float(frechet_distance(torch.zeros(d, dtype=torch.float64), cov_real, mu_fake, cov_fake))
+    chol_real, chol_fake = torch.linalg.cholesky(cov_real), torch.linalg.cholesky(cov_fake)
+    held = naive = 0
+    for r in range(reps):
+        real = torch.randn(n, d, generator=g, dtype=torch.float64) @ chol_real.T
+        fake = torch.randn(n, d, generator=g, dtype=torch.float64) @ chol_fake.T + mu_fake
+        metrics = SampleMetrics(real, kid_subsets=2, kid_subset_size=50, bootstrap=50, seed=r)
+        fid = metrics.fid(fake)
+        out = metrics.uncertainty(fake, {"fid": fid})
+        held += out["fid_ci"][0] <= population <= out["fid_ci"][1]
+        naive += abs(fid - population) <= 1.959964 * out["fid_se"]
+    sd = (0.95 * 0.05 / reps) ** 0.5
+    assert abs(held / reps - 0.95) <= 3 * sd, held / reps
+    assert naive / reps < 0.5
+
+
+def test_fd_infinity_recovers_a_known_intercept():
+    """FID = a + b / n exactly: the fit reads a at 1/n = 0 with no error; with noise, its error is the
+    textbook one, s * sqrt(sum x² / (m sum (x - mean x)²)); two sizes leave no residual, one no line."""
+    sizes, a, b = [1000, 2000, 5000, 10000], 12.5, 3.0e4
+    fd, se = fd_infinity(sizes, [a + b / n for n in sizes])
+    assert fd == pytest.approx(a, rel=1e-12) and se == pytest.approx(0.0, abs=1e-9)
+    noisy = [a + b / n + e for n, e in zip(sizes, [0.3, -0.2, 0.1, -0.25])]
+    fd, se = fd_infinity(sizes, noisy)
+    x = np.array([1.0 / n for n in sizes])
+    slope, intercept = np.polyfit(x, noisy, 1)
+    s = np.sqrt(((np.array(noisy) - intercept - slope * x) ** 2).sum() / (len(x) - 2))
+    assert fd == pytest.approx(intercept, rel=1e-9)
+    assert se == pytest.approx(s * np.sqrt((x**2).sum() / (len(x) * ((x - x.mean()) ** 2).sum())), rel=1e-9)
+    assert fd_infinity([1000, 2000], [a + b / 1000, a + b / 2000]) == (pytest.approx(a), None)
+    assert fd_infinity([1000], [5.0]) == (None, None)
 
 
 # ---------------------------------------------------------------------------- classifier
