@@ -240,14 +240,20 @@ def save_interpolations(rows_by_method: dict[str, torch.Tensor], path: str | os.
     _save(fig, path)
 
 
-def plot_sample_size_bias(curves: dict[str, list[dict]], path: str | os.PathLike) -> None:
+def plot_sample_size_bias(curves: dict[str, list[dict]], path: str | os.PathLike,
+                          fd_inf: dict[str, float] | None = None) -> None:
     """FID and KID of each run's first n samples against n (log axis), one line per run
     (``curves``: label -> [{"n", "fid", "kid_mean", "kid_std"}]); KID with ± its SD over subsets.
-    FID's bias shrinks as n grows, KID's estimate is unbiased at every n (Bińkowski et al. 2018)."""
+    FID's bias shrinks as n grows, KID's estimate is unbiased at every n (Bińkowski et al. 2018).
+    ``fd_inf`` (label -> FD∞, FID read at 1/n = 0, which a log axis cannot place) draws a dashed
+    line across the FID panel in the run's colour."""
+    fd_inf = {label: v for label, v in (fd_inf or {}).items() if v is not None and label in curves}
     fig, (ax_fid, ax_kid) = plt.subplots(1, 2, figsize=(8.4, 3.2))
     for i, (label, points) in enumerate(curves.items()):
         n = [p["n"] for p in points]
         ax_fid.plot(n, [p["fid"] for p in points], marker="o", color=f"C{i}", label=label)
+        if label in fd_inf:
+            ax_fid.axhline(fd_inf[label], color=f"C{i}", linestyle="--", linewidth=0.8)
         ax_kid.errorbar(n, [p["kid_mean"] for p in points], yerr=[p["kid_std"] for p in points], marker="o",
                         color=f"C{i}", capsize=3, label=label)
     for ax, name in ((ax_fid, "FID"), (ax_kid, "KID (± SD over subsets)")):
@@ -255,7 +261,7 @@ def plot_sample_size_bias(curves: dict[str, list[dict]], path: str | os.PathLike
         ax.set_xlabel("samples n")
         ax.set_ylabel(name)
         ax.grid(alpha=0.3)
-    ax_fid.set_title("FID against sample size")
+    ax_fid.set_title("FID against sample size" + (" (dashed: FD∞)" if fd_inf else ""))
     ax_kid.set_title("KID against sample size")
     ax_kid.legend(fontsize=7)
     _save(fig, path)

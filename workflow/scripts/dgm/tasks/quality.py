@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections import Counter
 from pathlib import Path
 
 import torch
@@ -25,7 +26,7 @@ import torch
 from dgm import data, io, registry, training
 from dgm.estimators import mean_and_stderr, parzen_log_likelihood, select_parzen_sigma
 from dgm.models import from_checkpoint, load_model
-from dgm.quality import SampleMetrics, accuracy, features
+from dgm.quality import SampleMetrics, accuracy, fd_infinity, features
 from dgm.quality import train_classifier as fit_classifier
 from dgm.tasks.common import resume_path
 
@@ -72,18 +73,21 @@ def train_classifier(*, splits_path: str, model_path: str, metrics_path: str, cu
 
 class Scorer:
     """Scores image sets against the grey-level test set: every ``dgm.quality.SampleMetrics``
-    metric (FID, KID, precision, recall, density, coverage) in the classifier's features, and the
-    Parzen window estimate. ``metrics`` is the config section ``quality.metrics``."""
+    metric (FID, KID, precision, recall, density, coverage, each with its bootstrap error) in the
+    classifier's features, and the Parzen window estimate. ``metrics`` is the config section
+    ``quality.metrics``; ``classifier_sha256`` (the classifier file's) goes with every result, as
+    does n, so that numbers from other feature networks or sample sizes are not compared unawares."""
 
     def __init__(self, classifier, splits: dict, *, sigmas: list[float], metrics: dict, batch_size: int = 1000,
-                 seed: int = 0):
+                 seed: int = 0, classifier_sha256: str | None = None):
         self.classifier, self.sigmas, self.batch_size = classifier, sigmas, batch_size
+        self.classifier_sha256 = classifier_sha256
         self.valid = gray_images(splits, "valid").flatten(1)  # (N_valid, 784)
         self.test = gray_images(splits, "test").flatten(1)  # (N_test, 784)
         self.sample_sizes = list(metrics["sample_sizes"])
         self.metrics = SampleMetrics(features(classifier, self.test, batch_size), kid_subsets=metrics["kid_subsets"],
                                      kid_subset_size=metrics["kid_subset_size"], nearest_k=metrics["nearest_k"],
-                                     seed=seed)
+                                     bootstrap=metrics["bootstrap"], seed=seed)
 
     def features(self, images: torch.Tensor) -> torch.Tensor:
         return features(self.classifier, images, self.batch_size)
@@ -107,17 +111,21 @@ class Scorer:
         return [{"n": n, "fid": self.metrics.fid(feats[:n]), **self.metrics.kid(feats[:n])} for n in sizes]
 
     def score(self, images: torch.Tensor, *, parzen: bool = True, size_curve: bool = False) -> dict:
+        """Every metric of these images; with ``size_curve``, also FID and KID against n and FD∞,
+        FID's line against 1/n read at 1/n = 0 (``fd_inf`` ± ``fd_inf_se``)."""
         t0 = time.perf_counter()
         feats = self.features(images)
-        out = {"n": len(images), **self.metrics(feats)}
+        out = {"n": len(images), "classifier_sha256": self.classifier_sha256, **self.metrics(feats)}
         if parzen:
             out.update(self.parzen(images))
         if size_curve:
-            out["sample_sizes"] = self.size_curve(feats)
+            curve = out["sample_sizes"] = self.size_curve(feats)
+            out["fd_inf"], out["fd_inf_se"] = fd_infinity([c["n"] for c in curve], [c["fid"] for c in curve])
         out["seconds"] = time.perf_counter() - t0
         return out
 
 
+@torch.no_grad()  # a user's sample verb may leave autograd on: the samples are data here
 def draw_samples(model, n: int, *, seed: int, batch_size: int) -> torch.Tensor:
     """n samples (n, 1, 28, 28) in [0, 1] on the CPU through the common ``sample`` verb, drawn in
     batches from one generator seeded with ``seed`` on the model's device."""
@@ -132,7 +140,7 @@ def draw_samples(model, n: int, *, seed: int, batch_size: int) -> torch.Tensor:
 
 def _scorer(classifier_path, splits, *, sigmas, metrics, batch_size, device, seed):
     return Scorer(load_model(classifier_path, device), splits, sigmas=sigmas, metrics=metrics, batch_size=batch_size,
-                  seed=seed)
+                  seed=seed, classifier_sha256=io.file_digest(classifier_path, "sha256"))
 
 
 def quality_reference(*, classifier_path: str, classifier_metrics_path: str, splits_path: str, output_path: str,
@@ -215,39 +223,84 @@ def _evaluate(model, epoch, scorer, n_samples, seed, batch_size, *, size_curve: 
 
 
 def _shown(r: dict) -> str:
-    """A result's metrics for a log line."""
-    shown = f"FID {r['fid']:.3f}, KID {r['kid_mean']:.4f} ± {r['kid_std']:.4f}, " + ", ".join(
-        f"{k} {r[k]:.3f}" for k in ("precision", "recall", "density", "coverage"))
+    """A result's metrics for a log line (± bootstrap SE where there is one; KID's SD over subsets)."""
+    def se(key):
+        return f" ± {r[key + '_se']:.3g}" if r.get(key + "_se") is not None else ""
+
+    shown = f"FID {r['fid']:.3f}{se('fid')}, KID {r['kid_mean']:.4f}{se('kid')} (SD {r['kid_std']:.4f}), " + ", ".join(
+        f"{k} {r[k]:.3f}{se(k)}" for k in ("precision", "recall", "density", "coverage"))
+    if r.get("fd_inf") is not None:
+        shown += f", FD∞ {r['fd_inf']:.3f}" + (f" ± {r['fd_inf_se']:.3g}" if r.get("fd_inf_se") is not None else "")
     if "parzen_mean" in r:
         shown += f", Parzen {r['parzen_mean']:.2f} ± {r['parzen_stderr']:.2f} (sigma {r['parzen_sigma']:.3f})"
     return shown
 
 
 def plot_sample_size(*, quality_paths: list[str], output_path: str) -> dict[str, list[dict]]:
-    """The sample-size figure: FID and KID of every scored run's final samples against n."""
+    """The sample-size figure: FID and KID of every scored run's final samples against n, and
+    each run's FD∞ where it has one."""
     from dgm.plotting import plot_sample_size_bias
     from dgm.results import run_key
 
-    curves = {}
+    curves, fd_inf = {}, {}
     for path in quality_paths:
         key, q = run_key(path), json.loads(Path(path).read_text())
-        points = q["evaluations"][-1].get("sample_sizes", [])
-        if points:
-            curves[f"{key['model']} z = {key['latent']}, seed {key['seed']}"] = points
+        final = q["evaluations"][-1]
+        if final.get("sample_sizes"):
+            label = f"{key['model']} z = {key['latent']}, seed {key['seed']}"
+            curves[label] = final["sample_sizes"]
+            if final.get("fd_inf") is not None:
+                fd_inf[label] = final["fd_inf"]
     if not curves:
         raise ValueError(f"none of {quality_paths} holds a sample-size curve (quality.json of an older run?)")
-    plot_sample_size_bias(curves, output_path)
+    plot_sample_size_bias(curves, output_path, fd_inf=fd_inf)
     return curves
 
 
 # --------------------------------------------------------------------------- table and report
 
 METRICS = ["fid", "kid_mean", "kid_std", "precision", "recall", "density", "coverage"]
-TABLE_HEADER = ["model", "latent", "seed", "epoch", "n", *METRICS, "parzen_mean", "parzen_stderr", "parzen_sigma"]
+UNCERTAIN = ["fid", "kid", "precision", "recall", "density", "coverage"]  # each with <name>_se and <name>_ci
+ERRORS = [f"{m}_{part}" for m in UNCERTAIN for part in ("se", "ci_low", "ci_high")]
+TABLE_HEADER = ["model", "latent", "seed", "epoch", "n", *METRICS, "parzen_mean", "parzen_stderr", "parzen_sigma",
+                *ERRORS, "fd_inf", "fd_inf_se", "bootstrap", "classifier_sha256", "flag"]
+
+
+def _table_values(r: dict) -> dict:
+    """A result's cells of TABLE_HEADER after the run's key (flag left to ``flag_incomparable``)."""
+    out = {k: r.get(k) for k in TABLE_HEADER[4:] if k not in ERRORS}
+    for m in UNCERTAIN:
+        ci = r.get(f"{m}_ci") or [None, None]
+        out |= {f"{m}_se": r.get(f"{m}_se"), f"{m}_ci_low": ci[0], f"{m}_ci_high": ci[1]}
+    return out
+
+
+def flag_incomparable(rows: list[dict]) -> tuple[int | None, str | None]:
+    """Sets each row's ``flag``: empty where its n and classifier hash are those of the model rows
+    (the most common; ties to the larger n), else what differs. FID at another n has another bias,
+    and another classifier is another feature space: such a row must not be compared silently.
+    Reference rows (no seed) are judged against the model rows; without model rows, against all.
+    Returns the (n, classifier_sha256) compared against."""
+    voters = [r for r in rows if r.get("seed") is not None] or rows
+
+    def most_common(values):
+        counts = Counter(v for v in values if v is not None)
+        return max(counts, key=lambda v: (counts[v], v)) if counts else None
+
+    n0, sha0 = most_common(r["n"] for r in voters), most_common(r.get("classifier_sha256") for r in voters)
+    for r in rows:
+        parts = []
+        if n0 is not None and r["n"] != n0:
+            parts.append(f"n = {r['n']}, not {n0}")
+        if sha0 is not None and r.get("classifier_sha256") != sha0:
+            parts.append(f"classifier {(r.get('classifier_sha256') or 'unknown')[:12]}, not {sha0[:12]}")
+        r["flag"] = "; ".join(parts)
+    return n0, sha0
 
 
 def table_rows(quality_paths: list[str], reference_path: str) -> list[dict]:
-    """One row per scored model epoch, then one per reference (model column names the images)."""
+    """One row per scored model epoch, then one per reference (model column names the images); each
+    with its n, classifier hash and ``flag`` (``flag_incomparable``)."""
     from dgm.results import read_json, run_key
 
     rows = []
@@ -255,20 +308,24 @@ def table_rows(quality_paths: list[str], reference_path: str) -> list[dict]:
         q, key = read_json(path), run_key(path)
         for e in q["evaluations"]:
             rows.append({"model": key["model"], "latent": key["latent"], "seed": key["seed"], "epoch": e["epoch"],
-                         **{k: e.get(k) for k in TABLE_HEADER[4:]}})
+                         **_table_values(e)})
     for name, r in read_json(reference_path)["references"].items():
-        rows.append({"model": name, "latent": None, "seed": None, "epoch": None,
-                     **{k: r.get(k) for k in TABLE_HEADER[4:]}})
+        rows.append({"model": name, "latent": None, "seed": None, "epoch": None, **_table_values(r)})
+    flag_incomparable(rows)
     return rows
 
 
 def write_table(*, quality_paths: list[str], reference_path: str, output_path: str) -> list[dict]:
-    """All sample-quality numbers of the run as one tab-separated table."""
+    """All sample-quality numbers of the run as one tab-separated table; rows at another n or from
+    another classifier than the model rows are flagged (column ``flag``) and named in the log."""
     rows = table_rows(quality_paths, reference_path)
     lines = ["\t".join(TABLE_HEADER)]
     for row in rows:
         lines.append("\t".join("" if row[k] is None else (f"{row[k]:.6g}" if isinstance(row[k], float) else str(row[k]))
                                for k in TABLE_HEADER))
+        if row["flag"]:
+            log.warning("%s (seed %s, epoch %s) is not comparable with the other rows: %s", row["model"], row["seed"],
+                        row["epoch"], row["flag"])
     io.write_text(output_path, "\n".join(lines) + "\n")
     return rows
 
@@ -293,8 +350,9 @@ def leaders(settings: list[dict], digits: int = 3) -> dict:
 
 def report_section(inputs: dict[str, list[str]]) -> dict | None:
     """Sample quality of every trained model: FID, KID, precision/recall, density/coverage, Parzen, with
-    the real-image references, which model leads on fidelity and which on diversity, and the sample-size
-    figure (text: report/sections/quality.rst.j2)."""
+    the real-image references, which model leads on fidelity and which on diversity, each run's numbers
+    with their bootstrap errors and FD∞, the rows at another n or from another classifier, and the
+    sample-size figure (text: report/sections/quality.rst.j2)."""
     from dgm.formatting import by_setting, captioned_figures, fmt, fmt_pm, seed_cell, seed_mean, seeds_label
     from dgm.results import RUN_KEY, by_run, read_json, run_key
 
@@ -342,6 +400,17 @@ def report_section(inputs: dict[str, list[str]]) -> dict | None:
         parzen.append({**cells, "parzen": fmt_pm(r["parzen_mean"], r["parzen_stderr"], 1) if "parzen_mean" in r
                        else "–", "parzen_sigma": fmt(r.get("parzen_sigma"), 3), "bound": "–", "bpd": "–"})
     kid_sizes = sorted({e["kid_subset_size"] for e in evaluations if e.get("kid_subset_size")})
+    keys = ("order", "point", "latent", "seed", "epoch")
+    runs = sorted(evaluations, key=lambda e: [(e[k] is None, e[k]) for k in keys])  # one row per run and epoch
+    for e in runs:
+        spec = registry.get(e["model"])
+        e["title"] = f"{spec.title} [{e['point']}]" if e["point"] else spec.title
+    references = [{**r, "title": f"real {name}", "latent": None, "seed": None, "epoch": None}
+                  for name, r in reference["references"].items()]
+    checked = runs + references
+    n_compared, sha_compared = flag_incomparable(checked)
+    errors = [_error_cells(r) for r in checked] if any(r.get("fid_se") is not None for r in checked) else []
+    bootstraps = sorted({r["bootstrap"] for r in checked if r.get("bootstrap")})
     return {
         "id": "quality",
         "data": {
@@ -353,6 +422,27 @@ def report_section(inputs: dict[str, list[str]]) -> dict | None:
             "samples": samples,
             "parzen": parzen,
             "leaders": leaders(final),
+            "errors": errors,
+            "bootstrap": ", ".join(str(b) for b in bootstraps) or "–",
+            "fd_inf": any(r.get("fd_inf") is not None for r in runs),
+            "compared": {"n": n_compared, "classifier": (sha_compared or "")[:12]},
+            "flagged": sum(1 for r in checked if r["flag"]),
         },
         "figures": captioned_figures(inputs.get("quality_figures", []), {"quality_sample_size": "quality_sample_size"}),
     }
+
+
+def _error_cells(r: dict) -> dict:
+    """One run's (or reference's) row of the uncertainty table: each measure ± its bootstrap SE,
+    FID's 95% interval, FD∞ ± the SE of the fit's intercept."""
+    from dgm.formatting import fmt, seed_cell
+
+    def pm(key, digits, se_key=None):
+        return seed_cell([r.get(key)], digits, errors=[r.get(se_key or f"{key}_se")])
+
+    ci = r.get("fid_ci")
+    return {"model": r["title"], "latent": "–" if r["latent"] is None else r["latent"],
+            "seed": "–" if r["seed"] is None else r["seed"], "epoch": "–" if r["epoch"] is None else r["epoch"],
+            "n": r["n"], "fid": pm("fid", 2), "fid_ci": f"{fmt(ci[0])} – {fmt(ci[1])}" if ci else "–",
+            "fd_inf": pm("fd_inf", 2), "kid": pm("kid_mean", 4, "kid_se"),
+            **{k: pm(k, 3) for k in FIDELITY + DIVERSITY}, "flag": r["flag"] or "–"}
