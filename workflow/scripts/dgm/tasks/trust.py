@@ -28,6 +28,12 @@ def _title(key: dict) -> str:
     return f"{spec.title}{point}{latent}"
 
 
+def _figure_model(path: str) -> str:
+    """The model of a figure named memorisation_<model>_z<latent>_seed<seed>.png, by its title."""
+    stem = path.rsplit("/", 1)[-1].removeprefix("memorisation_")
+    return registry.get(stem.rsplit("_z", 1)[0]).title
+
+
 def paired_rows(paths: list[str]) -> list[dict]:
     """Every pair of runs of different models (same seed) with per-image values of one estimate on the
     same images: the difference of mean log p(x) (second - first) as the mean of per-image differences
@@ -88,7 +94,9 @@ def report_section(inputs: dict[str, list[str]]) -> dict | None:
     shown = [{**r, "difference": fmt(r["difference"]), "paired_se": fmt(r["paired_se"]),
               "unpaired_se": fmt(r["unpaired_se"])} for r in pairs]
     return {"id": "trust",
-            "figures": captioned_figures(inputs.get("memorisation_figures", []), {"memorisation": "memorisation"}),
+            "figures": [fig for path in inputs.get("memorisation_figures", [])  # its caption names its model
+                        for fig in captioned_figures([path], {"memorisation": "memorisation"},
+                                                     wildcards={"model": _figure_model(path)})],
             "data": {"pairs": shown, "gaps": gaps, "noise_se": NOISE_SE, "memorised": memorised,
                      "flag_z": FLAG_Z,
                      "hidden_by_spread": sum(r["beyond_noise"] == "yes" and r["beyond_unpaired"] == "no"
