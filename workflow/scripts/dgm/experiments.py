@@ -845,7 +845,7 @@ def main(argv=None) -> int:
             new, old = load_runs(args.new), load_runs(args.baseline)
             for warning in comparison_warnings(new, old):
                 print(f"warning: {warning}", file=sys.stderr)
-            rows = compare(new, old)
+            rows = compare(new, old, study_folders(args.new, new), study_folders(args.baseline, old))
             if args.out is not None:
                 write_tsv(rows, args.out, COMPARE_COLUMNS)
             print(format_comparison(rows))
