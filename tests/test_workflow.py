@@ -118,7 +118,7 @@ def test_whole_dag_on_tiny_config(tiny_run):
     results = json.loads(re.search(r"var results = (\{.*?\});\s*</script>", page, re.S).group(1))
     # Latent-variable models share their figure rules: their figures group under the model's config name.
     category = {"vae": "vae", "likelihood": "Likelihood", "ais": "Likelihood", "gan": "GAN", "flow": "Flow",
-                "quality": "Sample quality"}
+                "quality": "Sample quality", "memorisation": "Sample quality"}
     for png in figs.glob("*.png"):
         path = f"results/mnist/figures/{png.name}"
         grouped = [c for c, subs in categories.items() if any(path in paths for paths in subs.values())]
