@@ -12,7 +12,7 @@ from dgm.models import load_model
 
 RUN = "results/mnist/flow/z784/seed0"
 FIGURES = ["results/mnist/figures/flow_bpd.png", "results/mnist/figures/flow_samples_seed0.png",
-           "results/mnist/figures/flow_interpolation_seed0.png"]
+           "results/mnist/figures/flow_interpolation_z784_seed0.png"]
 
 
 @pytest.fixture(scope="module")

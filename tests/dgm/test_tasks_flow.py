@@ -85,21 +85,21 @@ def test_load_flow_refuses_another_model(tmp_path):
 
 
 @pytest.mark.parametrize("method", ["linear", "cdf"])
-def test_prior_interpolations_chain_rows_and_decode_to_images(method):
+def test_the_flows_interpolations_chain_rows_and_decode_to_images(method):
+    from dgm.tasks.interpolation import interpolation_rows
+
     model = _small_flow()
-    images = tasks.prior_interpolations(model, rows=3, steps=5, method=method,
-                                        generator=torch.Generator().manual_seed(0))
-    assert images.shape == (15, 1, 28, 28) and images.min() >= 0 and images.max() <= 1
-    rows = images.view(3, 5, 1, 28, 28)
+    images = interpolation_rows(model, rows=3, steps=5, methods=[method], generator=torch.Generator().manual_seed(0))
+    rows = images[method]
+    assert rows.shape == (3, 5, 1, 28, 28) and rows.min() >= 0 and rows.max() <= 1
     # Each row starts where the last ended.
     assert torch.equal(rows[0, -1], rows[1, 0]) and torch.equal(rows[1, -1], rows[2, 0])
     z = torch.randn(4, 784, generator=torch.Generator().manual_seed(0))
     assert torch.equal(rows[0, 0].flatten(), model.decode_pixels(z[:1])[0] / 255)  # the ends are the prior draws
-    again = tasks.prior_interpolations(model, rows=3, steps=5, method=method,
-                                       generator=torch.Generator().manual_seed(0))
-    assert torch.equal(again, images)
+    again = interpolation_rows(model, rows=3, steps=5, methods=[method], generator=torch.Generator().manual_seed(0))
+    assert torch.equal(again[method], rows)
     with pytest.raises(ValueError, match="rows"):
-        tasks.prior_interpolations(model, rows=0, steps=5)
+        interpolation_rows(model, rows=0, steps=5, methods=[method], generator=torch.Generator())
 
 
 def _write_run(folder, seed, valid_bpds):

@@ -12,7 +12,7 @@ from dgm.estimators import parzen_log_likelihood
 from dgm.gan import GAN, GANConfig
 from dgm.quality import Classifier, SampleMetrics, fd_infinity, features
 from dgm.tasks import quality, report
-from dgm.tasks.gan import interpolation_rows
+from dgm.tasks.interpolation import interpolation_rows
 from dgm.tasks.quality import TABLE_HEADER, Scorer, _scorer, draw_samples, table_rows, write_table
 
 REPO = Path(__file__).resolve().parents[2]

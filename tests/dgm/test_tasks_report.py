@@ -23,7 +23,8 @@ from dgm.vae import VAE
 REPO = Path(__file__).resolve().parents[2]
 TEMPLATES, CAPTIONS = REPO / "report", REPO / "workflow/report"
 FIGURE_CAPTIONS = ["vae_elbo", "vae_samples", "vae_manifold", "likelihood_sweep", "gan_samples", "gan_curves",
-                   "gan_interpolation", "flow_bpd", "flow_samples", "flow_interpolation", "quality_sample_size"]
+                   "gan_interpolation", "flow_bpd", "flow_samples", "flow_interpolation", "interpolation",
+                   "quality_sample_size"]
 
 NETS = {"vae": lambda z: VAE(latent_dim=z, hidden_dim=8), "gan": lambda z: GAN(latent_dim=z, hidden_dim=4),
         "flow": lambda z: RealNVP(n_blocks=1, hidden_dim=4)}

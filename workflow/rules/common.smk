@@ -275,6 +275,18 @@ def quality_snapshot_epochs(model):
     return sorted(e for e in cfg.get("quality_epochs", []) if e < cfg["epochs"])
 
 
+def interpolation_settings(model):
+    """A decoder's interpolation figure: its config's interpolation_rows, _steps and _methods (the flow's
+    one interpolation_method), else 5 rows of 9 points, linear and slerp."""
+    cfg = model_section(model)
+    methods = cfg.get("interpolation_methods") or [cfg.get("interpolation_method")]
+    return dict(
+        rows=cfg.get("interpolation_rows", 5),
+        steps=cfg.get("interpolation_steps", 9),
+        methods=[m for m in methods if m] or ["linear", "slerp"],
+    )
+
+
 def train_snapshot_epochs(model):
     """Epochs a training job keeps a snapshot of: its sample grids, manifolds and scored epochs."""
     epochs = set(snapshot_epochs(model, "sample_epochs")) | set(quality_snapshot_epochs(model))
@@ -483,9 +495,10 @@ def get_figures(first_seed_only=False):
                     out.append(f"{figs}likelihood_gap_{m}.png")
             if spec.decoder_likelihood:
                 out += [f"{figs}ais_sweep_{m}_seed{s}.png" for s in seeds]
-            for z in latent_sizes(m) if spec.external else []:
-                out += [f"{figs}{m}_samples_z{z}_seed{s}.png" for s in seeds] if spec.sampler else []
-                out += [f"{figs}{m}_interpolation_z{z}_seed{s}.png" for s in seeds] if spec.decoder else []
+            for z in latent_sizes(m) if spec.external and spec.sampler else []:
+                out += [f"{figs}{m}_samples_z{z}_seed{s}.png" for s in seeds]
+            for z in latent_sizes(m) if spec.decoder else []:
+                out += [f"{figs}{m}_interpolation_z{z}_seed{s}.png" for s in seeds]
             if m in MODEL_FIGURES:
                 out += MODEL_FIGURES[m](seeds, p)
         for key in config["sweep"].get(m, {}):

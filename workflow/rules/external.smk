@@ -61,32 +61,3 @@ rule plot_model_samples:
         seed=lambda w: int(w.seed),
     script:
         "../scripts/plot_model_samples.py"
-
-
-rule plot_model_interpolation:
-    input:
-        model=f"{RUN}/model.pt",
-    output:
-        png=report(
-            f"{POINT_FIGURES}{{model}}_interpolation_z{{latent}}_seed{{seed}}.png",
-            caption="../report/external_interpolation.rst",
-            category="{model}",
-            subcategory="interpolation",
-            labels={"figure": "latent interpolation", "seed": "{seed}"},
-        ),
-        pdf=f"{POINT_FIGURES}{{model}}_interpolation_z{{latent}}_seed{{seed}}.pdf",
-    log:
-        plot_log("{model}_interpolation_z{latent}_seed{seed}"),
-    benchmark:
-        plot_benchmark("{model}_interpolation_z{latent}_seed{seed}")
-    wildcard_constraints:
-        model=alternatives("external", "decoder"),
-    conda:
-        ENV
-    resources:
-        mem_mb=2000,
-        runtime=10,
-    params:
-        seed=lambda w: int(w.seed),
-    script:
-        "../scripts/plot_model_interpolation.py"

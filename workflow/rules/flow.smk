@@ -1,11 +1,10 @@
 # RealNVP flow: its own figures (its latent has the data's 784 dimensions, hence z784). Its training rule:
-# training.smk; its test-set bits/dim: rule evaluate_density, likelihood.smk.
+# training.smk; its test-set bits/dim: rule evaluate_density, likelihood.smk; its interpolations (Fig. 9):
+# interpolation.smk.
 
 FLOW_LATENT = registry.get("flow").fixed_latent
 MODEL_FIGURES["flow"] = lambda seeds, point: [f"{POINT_FIGURES}flow_bpd.png".format(dataset=DATASET, point=point)] + [
-    f"{POINT_FIGURES}flow_{fig}_seed{s}.png".format(dataset=DATASET, point=point)
-    for s in seeds
-    for fig in ("samples", "interpolation")
+    f"{POINT_FIGURES}flow_{fig}_seed{s}.png".format(dataset=DATASET, point=point) for s in seeds for fig in ("samples",)
 ]
 
 
@@ -61,33 +60,3 @@ rule plot_flow_samples:
         epochs=snapshot_epochs("flow", "sample_epochs"),
     script:
         "../scripts/plot_flow_samples.py"
-
-
-rule plot_flow_interpolation:
-    input:
-        model=rules.train_flow.output.model,
-    output:
-        png=report(
-            f"{POINT_FIGURES}flow_interpolation_seed{{seed}}.png",
-            caption="../report/flow_interpolation.rst",
-            category="Flow",
-            subcategory="interpolation",
-            labels={"figure": "latent interpolation", "seed": "{seed}"},
-        ),
-        pdf=f"{POINT_FIGURES}flow_interpolation_seed{{seed}}.pdf",
-    log:
-        plot_log("flow_interpolation_seed{seed}"),
-    benchmark:
-        plot_benchmark("flow_interpolation_seed{seed}")
-    conda:
-        ENV
-    resources:
-        mem_mb=2000,
-        runtime=10,
-    params:
-        rows=config["flow"]["interpolation_rows"],
-        steps=config["flow"]["interpolation_steps"],
-        method=config["flow"]["interpolation_method"],
-        seed=lambda w: int(w.seed),
-    script:
-        "../scripts/plot_flow_interpolation.py"

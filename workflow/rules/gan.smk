@@ -1,10 +1,11 @@
-# GAN: its own figures (seed Fig. 4-6); its training rule: training.smk.
+# GAN: its own figures (seed Fig. 4-5); its training rule: training.smk; its interpolations (Fig. 6):
+# interpolation.smk.
 
 MODEL_FIGURES["gan"] = lambda seeds, point: [f"{POINT_FIGURES}gan_curves.png".format(dataset=DATASET, point=point)] + [
     f"{POINT_FIGURES}gan_{fig}_z{z}_seed{s}.png".format(dataset=DATASET, point=point)
     for z in latent_sizes("gan")
     for s in seeds
-    for fig in ("samples", "interpolation")
+    for fig in ("samples",)
 ]
 
 
@@ -61,33 +62,3 @@ rule plot_gan_samples:
         epochs=snapshot_epochs("gan", "sample_epochs"),
     script:
         "../scripts/plot_gan_samples.py"
-
-
-rule plot_gan_interpolation:
-    input:
-        model=rules.train_gan.output.model,
-    output:
-        png=report(
-            f"{POINT_FIGURES}gan_interpolation_z{{latent}}_seed{{seed}}.png",
-            caption="../report/gan_interpolation.rst",
-            category="GAN",
-            subcategory="interpolation",
-            labels={"figure": "latent interpolation", "latent size": "{latent}", "seed": "{seed}"},
-        ),
-        pdf=f"{POINT_FIGURES}gan_interpolation_z{{latent}}_seed{{seed}}.pdf",
-    log:
-        plot_log("gan_interpolation_z{latent}_seed{seed}"),
-    benchmark:
-        plot_benchmark("gan_interpolation_z{latent}_seed{seed}")
-    conda:
-        ENV
-    resources:
-        mem_mb=1000,
-        runtime=10,
-    params:
-        rows=config["gan"]["interpolation_rows"],
-        steps=config["gan"]["interpolation_steps"],
-        methods=config["gan"]["interpolation_methods"],
-        seed=lambda w: int(w.seed),
-    script:
-        "../scripts/plot_gan_interpolation.py"

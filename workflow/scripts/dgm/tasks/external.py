@@ -1,5 +1,5 @@
 """Figures and the report section of a model the pipeline did not train (``dgm.external``): its
-samples, interpolations between prior draws for a decoder, and a section per model with its source,
+samples (its interpolations: ``dgm.tasks.interpolation``), and a section per model with its source,
 the conformance check and its test-set numbers (text: report/sections/external.rst.j2)."""
 from __future__ import annotations
 
@@ -7,12 +7,10 @@ import torch
 
 from dgm import plotting, registry, training
 from dgm.models import load_model
-from dgm.tasks.gan import interpolation_rows
 
 # An external model's figures, in the report's order: file-name start -> caption (workflow/report/).
-FIGURES = {"samples": "external_samples", "interpolation": "external_interpolation"}  # {model}_<kind>_z..._seed...
+FIGURES = {"samples": "external_samples", "interpolation": "interpolation"}  # {model}_<kind>_z..._seed...
 SAMPLES_SHOWN = 64
-INTERPOLATION = {"rows": 5, "steps": 9, "methods": ["linear", "slerp"]}
 
 
 def plot_samples(*, model_path: str, output_path: str, n: int = SAMPLES_SHOWN, seed: int = 0,
@@ -22,16 +20,6 @@ def plot_samples(*, model_path: str, output_path: str, n: int = SAMPLES_SHOWN, s
     spec = registry.spec_of(model)
     images = model.sample(n, generator=torch.Generator(device=training.select_device(device)).manual_seed(seed))
     plotting.save_grid(images.float().cpu(), output_path, nrow=8, title=f"{spec.title}: {n} samples", vector=True)
-
-
-def plot_interpolation(*, model_path: str, output_path: str, seed: int = 0, device: str = "cpu") -> None:
-    """Chained interpolations between prior draws through any decoder's ``decode`` (as the GAN's)."""
-    dev = training.select_device(device)
-    model = load_model(model_path, dev)
-    images = interpolation_rows(model, rows=INTERPOLATION["rows"], steps=INTERPOLATION["steps"],
-                                methods=INTERPOLATION["methods"], generator=torch.Generator().manual_seed(seed))
-    plotting.save_interpolations(images, output_path, suptitle=f"{registry.spec_of(model).title}, z = "
-                                 f"{model.latent_dim}: {INTERPOLATION['steps'] - 2} steps between endpoints")
 
 
 def report_section(inputs: dict[str, list[str]], spec: registry.ModelSpec) -> dict | None:

@@ -8,7 +8,6 @@ import os
 
 import torch
 
-from dgm import plotting
 from dgm.entry import training_settings
 from dgm.flow import FlowConfig, FlowTrainer, RealNVP
 from dgm.models import load_model
@@ -52,29 +51,6 @@ def train(*, spec, cfg: dict, latent_dim: int, seed: int, device: str, **paths) 
 
 def load_flow(model_path: str | os.PathLike, device="cpu") -> RealNVP:
     return load_model(model_path, device, expect=RealNVP)
-
-
-@torch.inference_mode()
-def prior_interpolations(model: RealNVP, *, rows: int, steps: int, method: str = "cdf",
-                         generator: torch.Generator | None = None) -> torch.Tensor:
-    """Seed Fig. 9 (like its GAN Fig. 6): rows + 1 prior draws z_0..z_rows; row i walks from z_i to
-    z_{i+1} in ``steps`` points (``dgm.distributions.interpolate_latents``), decoded to images
-    (rows * steps, 1, 28, 28) in [0, 1]."""
-    from dgm.distributions import interpolate_latents
-
-    if not isinstance(rows, int) or rows < 1:
-        raise ValueError(f"rows must be a positive integer, got {rows!r}")
-    mask = model.flow.transforms[0].mask
-    z = torch.randn(rows + 1, model.data_dim, generator=generator, device=mask.device, dtype=mask.dtype)
-    paths = torch.cat([interpolate_latents(z[i], z[i + 1], steps, method) for i in range(rows)])  # (R*S, D)
-    return model.decode(paths).view(rows * steps, *model.image_shape)
-
-
-def plot_interpolations(*, model_path: str, output_path: str, rows: int, steps: int, method: str, seed: int) -> None:
-    model = load_flow(model_path, "cpu")
-    images = prior_interpolations(model, rows=rows, steps=steps, method=method,
-                                  generator=torch.Generator().manual_seed(seed))
-    plotting.save_grid(images, output_path, nrow=steps, title=f"RealNVP: interpolations in z ({method})", vector=True)
 
 
 def report_section(inputs: dict[str, list[str]], spec=None) -> dict | None:

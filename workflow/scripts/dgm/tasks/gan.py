@@ -1,4 +1,4 @@
-"""Rules train_gan, plot_gan_curves, plot_gan_samples and plot_gan_interpolation as plain
+"""Rules train_gan, plot_gan_curves and plot_gan_samples as plain
 functions (the scripts only unpack arguments), and the GAN section of the report."""
 from __future__ import annotations
 
@@ -6,11 +6,9 @@ import logging
 
 import torch
 
-from dgm import plotting, training
-from dgm.distributions import interpolate_latents
+from dgm import plotting
 from dgm.entry import training_settings
 from dgm.gan import EQUILIBRIUM_D_LOSS, EQUILIBRIUM_G_LOSS, GAN, GANConfig, GANTrainer, dominated_epochs
-from dgm.models import load_model
 from dgm.results import metrics_by_latent
 from dgm.tasks.common import TrainingSetup, run_training
 
@@ -66,30 +64,6 @@ def plot_curves(*, metrics_paths: list[str], output_path: str) -> None:
     over the seeds (seed Fig. 5)."""
     curves = {f"z = {z}": frames for z, frames in metrics_by_latent(metrics_paths).items()}
     plotting.plot_gan_curves(curves, output_path, d_equilibrium=EQUILIBRIUM_D_LOSS, g_equilibrium=EQUILIBRIUM_G_LOSS)
-
-
-def interpolation_rows(model: GAN, *, rows: int, steps: int, methods: list[str], generator: torch.Generator
-                       ) -> dict[str, torch.Tensor]:
-    """Chained interpolations (seed Fig. 6): rows + 1 prior draws z_0..z_rows, row i runs from
-    z_i to z_{i+1} in ``steps`` points (both endpoints included), the same endpoints for every
-    method. Returns {method: images (rows, steps, 1, 28, 28)}."""
-    device = training.device_of(model)
-    ends = torch.randn(rows + 1, model.latent_dim, generator=generator, device=generator.device).to(device)
-    out = {}
-    for method in methods:
-        z = torch.stack([interpolate_latents(ends[i], ends[i + 1], steps, method) for i in range(rows)])  # (R, S, Z)
-        out[method] = model.decode(z.flatten(0, 1)).view(rows, steps, 1, 28, 28).cpu()
-    return out
-
-
-def plot_interpolation(*, model_path: str, output_path: str, rows: int, steps: int, methods: list[str], seed: int,
-                       device: str = "cpu") -> None:
-    dev = training.select_device(device)
-    model = load_model(model_path, dev)
-    images = interpolation_rows(model, rows=rows, steps=steps, methods=methods,
-                                generator=torch.Generator().manual_seed(seed))
-    plotting.save_interpolations(images, output_path, suptitle=f"GAN, z = {model.latent_dim}: "
-                                 f"{steps - 2} steps between endpoints")
 
 
 def report_section(inputs: dict[str, list[str]], spec=None) -> dict | None:

@@ -132,7 +132,8 @@ def report_section(inputs: dict[str, list[str]], spec: registry.ModelSpec | None
     record = model_records(inputs.get("models", []), name)[0]
     d, opts = record["description"], record["options"]
     # The figure rules are shared by the family (vae.smk): their captions are the VAE's, for this model.
-    kinds = {f"{name}_elbo": "vae_elbo", f"{name}_samples": "vae_samples", f"{name}_manifold": "vae_manifold"}
+    kinds = {f"{name}_elbo": "vae_elbo", f"{name}_samples": "vae_samples", f"{name}_manifold": "vae_manifold",
+             f"{name}_interpolation": "interpolation"}
     return {
         "id": name,
         "template": "vae",
