@@ -522,13 +522,19 @@ def get_runs_input(wildcards):
     (dgm.experiments.RESULT_FILES, the one declaration of them)."""
     results = get_run_files(experiments.RUN_RECORD, capability=None)
     for result in experiments.RESULT_FILES:
-        for capability in result.capabilities:
-            results += [
-                f"{run_dir(m, z, s, DATASET, p)}/{result.name}"
-                for m, p, z, s in get_runs(capability)
-                if result.latent in (None, z)
-            ]
+        results += result_paths(result, result.name)
     return {"results": list(dict.fromkeys(results))}
+
+
+def result_paths(result, name):
+    """The file ``name`` (a result file's, or its per-image twin's) in every run that has the result
+    file ``result`` (dgm.experiments.RESULT_FILES: its capabilities and latent size)."""
+    return [
+        f"{run_dir(m, z, s, DATASET, p)}/{name}"
+        for capability in result.capabilities
+        for m, p, z, s in get_runs(capability)
+        if result.latent in (None, z)
+    ]
 
 
 def expected_hashes():
@@ -584,12 +590,10 @@ def get_report_inputs(wildcards):
         "ais_figures": [p for p in figures if Path(p).name.startswith("ais_")],
         "run_records": get_run_records(),
         "per_image": [
-            f"{run_dir(m, z, s, DATASET, p)}/{result.per_image_name}"
+            path
             for result in experiments.RESULT_FILES
             if result.per_image
-            for capability in result.capabilities
-            for m, p, z, s in get_runs(capability)
-            if result.latent in (None, z)
+            for path in result_paths(result, result.per_image_name)
         ],
         "generalisation": get_run_files("generalisation.json", capability="likelihood"),
         "memorisation": get_run_files("memorisation.json"),

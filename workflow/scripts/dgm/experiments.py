@@ -346,6 +346,9 @@ def per_image_values(run_dir: str | os.PathLike, metric: str):
     return None
 
 
+NOISE_SE = 2.0  # a change is beyond noise when it exceeds this many standard errors (two-sided, about 5 %)
+
+
 def paired_difference(pairs) -> dict | None:
     """new - old of per-image values on the same images: the mean of the per-image differences and its
     standard error (their SD / sqrt(n)), pooled over the given (old, new) pairs of runs (one per seed);
@@ -359,7 +362,7 @@ def paired_difference(pairs) -> dict | None:
     d = np.concatenate(diffs)
     se = float(d.std(ddof=1) / math.sqrt(len(d))) if len(d) > 1 else None
     return {"paired_change": float(d.mean()), "paired_se": se, "paired_images": int(len(d)),
-            "beyond_noise": None if se is None else bool(abs(d.mean()) > 2 * se)}
+            "beyond_noise": None if se is None else bool(abs(d.mean()) > NOISE_SE * se)}
 
 
 def run_metrics(run_dir: str | os.PathLike) -> dict[str, float]:
@@ -682,7 +685,7 @@ def compare(new_rows: list[dict], old_rows: list[dict], new_folders=None, old_fo
     spread (|change| > the larger SD over seeds; unknown with one seed on both sides). Where both runs of
     a seed keep per-image values of the metric on the same images (``per_image_values``; the rows' run
     folders given), also the paired change (mean of per-image differences) ± its standard error, and
-    ``beyond_noise``: |paired change| > 2 SE; ``uncertainty`` says which of the two judged the change.
+    ``beyond_noise``: |paired change| > ``NOISE_SE`` SE; ``uncertainty`` says which of the two judged the change.
     Metrics present in only one study are listed with the other side empty."""
     def grouped(rows):
         out: dict[tuple, dict[str, list[float]]] = {}

@@ -20,7 +20,6 @@ one line naming the model and the key or verb.
 """
 from __future__ import annotations
 
-import functools
 import importlib
 import inspect
 import logging
@@ -183,7 +182,9 @@ def build(description: dict):
     if name not in registry.MODELS:
         registry.register_sheet({name: description})
     if description["class"] == "Samples":
-        model = _sample_bank_class()(description["n"])
+        from dgm.models import SampleBank
+
+        model = SampleBank(description["n"])
     else:
         factory = resolve(name, description["import"], description.get("path"))
         try:
@@ -195,41 +196,6 @@ def build(description: dict):
             _fail(name, "import", f"{description['import']} returned a {type(model).__name__}, not a torch.nn.Module")
     model.dgm_model_name = name
     return model
-
-
-@functools.cache
-def _sample_bank_class():
-    import torch
-    from torch import nn
-
-    class SampleBank(nn.Module):
-        """A model that is a file of samples: ``sample(n)`` hands out the next n stored images, in
-        file order (the generator is not used: the samples are what they are)."""
-
-        def __init__(self, n: int):
-            super().__init__()
-            self.register_buffer("images", torch.zeros(n, 1, 28, 28, dtype=torch.uint8))
-            self.cursor = 0
-
-        @torch.inference_mode()
-        def sample(self, n: int, *, generator: torch.Generator | None = None) -> torch.Tensor:
-            if self.cursor + n > len(self.images):
-                raise ValueError(f"{getattr(self, 'dgm_model_name', 'samples')}: asked for {self.cursor + n} "
-                                 f"samples, the file holds {len(self.images)}")
-            out = self.images[self.cursor : self.cursor + n].float() / 255.0  # (n, 1, 28, 28) in [0, 1]
-            self.cursor += n
-            return out
-
-        def describe(self) -> dict:
-            return {"class": "Samples", "n": len(self.images)}
-
-    return SampleBank
-
-
-def __getattr__(attr):  # SampleBank is defined on first use, so that importing this module loads no torch
-    if attr == "SampleBank":
-        return _sample_bank_class()
-    raise AttributeError(attr)
 
 
 # -- the import job: weights or samples, the conformance check, the model file
@@ -263,7 +229,9 @@ def load_weights(model, name: str, path: str) -> None:
     wrong = [f"{k} {tuple(v.shape)} (model {tuple(own[k].shape)})" for k, v in state.items() if v.shape != own[k].shape]
     if wrong:
         _fail(name, "checkpoint", f"{path}: shapes differ: {_few(wrong)}")
-    bad = [k for k, v in state.items() if v.is_floating_point() and not torch.isfinite(v).all()]
+    from dgm.models import non_finite_weights
+
+    bad = non_finite_weights(state)
     if bad:
         _fail(name, "checkpoint", f"{path}: non-finite weights in {_few(bad)}")
     model.load_state_dict(state)
@@ -306,12 +274,6 @@ def load_samples(name: str, source: str):
     if not torch.isfinite(x).all() or x.min() < 0 or x.max() > 1:
         _fail(name, "samples", f"{source}: float samples must be finite and in [0, 1], got [{x.min():g}, {x.max():g}]")
     return (x.double() * 255).round().to(torch.uint8).reshape(len(x), 1, 28, 28).contiguous()
-
-
-def _test_images(splits: dict, kind: str, n: int, device):
-    from dgm import data
-
-    return data.images_for(splits, "test", kind, device)[:n]
 
 
 def conformance(model, name: str, *, capabilities: list[str], data: str, latent_dim: int | None, x, seed: int = 0
@@ -358,7 +320,9 @@ def conformance(model, name: str, *, capabilities: list[str], data: str, latent_
         if "sampler" in capabilities:
             s = tensor("sample", call("sample", 4, generator=torch.Generator(device=dev).manual_seed(seed)),
                        (4, 1, 28, 28), low=0.0, high=1.0, what=" (images in [0, 1])")
-            if not isinstance(model, _sample_bank_class()):  # a fixed seed gives the same images
+            from dgm.models import SampleBank
+
+            if not isinstance(model, SampleBank):  # a fixed seed gives the same images
                 again = call("sample", 4, generator=torch.Generator(device=dev).manual_seed(seed))
                 if not torch.equal(s, again):
                     _fail(name, "sample", "two calls with generators of the same seed gave different images: "
@@ -418,7 +382,7 @@ def import_model(*, name: str, entry: dict, splits_path: str, model_path: str, c
     description["sha256"] = digest
     model = model.to(dev).eval()
     splits = data.load_splits(splits_path)
-    x = _test_images(splits, entry["data"], CHECK_IMAGES, dev)
+    x = data.images_for(splits, "test", entry["data"], dev)[:CHECK_IMAGES]
     rows = conformance(model, name, capabilities=entry["capabilities"], data=entry["data"],
                        latent_dim=entry.get("latent_dim"), x=x)
     if description["class"] == "Samples":

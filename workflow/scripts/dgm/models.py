@@ -95,10 +95,15 @@ class NonFiniteModel(ValueError):
     user_facing = True  # an entry script logs the message alone, without a traceback (dgm.entry)
 
 
+def non_finite_weights(state_dict: dict) -> list[str]:
+    """The names of the floating-point tensors of a state_dict that hold a NaN or an Inf."""
+    return [k for k, v in state_dict.items() if v.is_floating_point() and not torch.isfinite(v).all()]
+
+
 def from_checkpoint(ckpt: dict, device: torch.device | str = "cpu", *, source: str = "the model file") -> nn.Module:
     """The network a loaded model file (or any {"model": description, "state_dict": weights})
     holds, on ``device`` and in eval mode; weights with a NaN or Inf raise ``NonFiniteModel``."""
-    bad = [k for k, v in ckpt["state_dict"].items() if v.is_floating_point() and not torch.isfinite(v).all()]
+    bad = non_finite_weights(ckpt["state_dict"])
     if bad:
         raise NonFiniteModel(f"{source}: non-finite weights in {', '.join(bad[:5])}{' ...' if len(bad) > 5 else ''}"
                              " (a diverged run); retrain it")
@@ -117,3 +122,25 @@ def load_model(path: str | os.PathLike, device: torch.device | str = "cpu", *, e
     if expect is not None and ckpt["model"].get("class") != expect.__name__:
         raise ValueError(f"{path} holds a {ckpt['model'].get('class')!r}, not a {expect.__name__}")
     return from_checkpoint(ckpt, device, source=str(path))
+
+
+class SampleBank(nn.Module):
+    """A model that is a file of samples (``dgm.external``): ``sample(n)`` hands out the next n stored
+    images, in file order (the generator is not used: the samples are what they are)."""
+
+    def __init__(self, n: int):
+        super().__init__()
+        self.register_buffer("images", torch.zeros(n, 1, 28, 28, dtype=torch.uint8))
+        self.cursor = 0
+
+    @torch.inference_mode()
+    def sample(self, n: int, *, generator: torch.Generator | None = None) -> torch.Tensor:
+        if self.cursor + n > len(self.images):
+            raise ValueError(f"{getattr(self, 'dgm_model_name', 'samples')}: asked for {self.cursor + n} samples, "
+                             f"the file holds {len(self.images)}")
+        out = self.images[self.cursor : self.cursor + n].float() / 255.0  # (n, 1, 28, 28) in [0, 1]
+        self.cursor += n
+        return out
+
+    def describe(self) -> dict:
+        return {"class": "Samples", "n": len(self.images)}

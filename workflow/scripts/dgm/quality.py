@@ -34,7 +34,7 @@ from torchmetrics.image.fid import FrechetInceptionDistance
 from torchmetrics.image.kid import KernelInceptionDistance
 
 from dgm.config import ModelConfig
-from dgm.training import Trainer, adam, batched_means, fit
+from dgm.training import Trainer, adam, batched_means, device_of, fit
 
 
 @dataclass(frozen=True)
@@ -78,10 +78,6 @@ class Classifier(nn.Module):
 
     def describe(self) -> dict:
         return {"class": "Classifier", **asdict(self.config)}
-
-
-def _device_of(model: nn.Module) -> torch.device:
-    return next(model.parameters()).device
 
 
 class ClassifierTrainer(Trainer):
@@ -158,7 +154,7 @@ def train_classifier(images: torch.Tensor, labels: torch.Tensor, *, epochs: int,
 @torch.inference_mode()
 def _batched(fn: Callable, model: nn.Module, images: torch.Tensor, batch_size: int) -> torch.Tensor:
     """fn(model, batch) over batches in eval mode (restoring the mode), concatenated on the CPU."""
-    was_training, device = model.training, _device_of(model)
+    was_training, device = model.training, device_of(model)
     model.eval()
     try:
         return torch.cat([fn(model, b.to(device, torch.float32)).cpu() for b in images.split(batch_size)])

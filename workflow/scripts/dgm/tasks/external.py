@@ -16,9 +16,10 @@ SAMPLES_SHOWN = 64
 def plot_samples(*, model_path: str, output_path: str, n: int = SAMPLES_SHOWN, seed: int = 0,
                  device: str = "cpu") -> None:
     """A grid of ``n`` samples of any sampler, drawn on a generator seeded with ``seed``."""
-    model = load_model(model_path, training.select_device(device))
+    dev = training.select_device(device)
+    model = load_model(model_path, dev)
     spec = registry.spec_of(model)
-    images = model.sample(n, generator=torch.Generator(device=training.select_device(device)).manual_seed(seed))
+    images = model.sample(n, generator=torch.Generator(device=dev).manual_seed(seed))
     plotting.save_grid(images.float().cpu(), output_path, nrow=8, title=f"{spec.title}: {n} samples", vector=True)
 
 

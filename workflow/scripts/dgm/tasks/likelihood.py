@@ -77,6 +77,16 @@ def _since(start: tuple[float, float]) -> dict[str, float]:
     return {"seconds": wall - start[0], "cpu_seconds": cpu - start[1]}
 
 
+def density_bpd(model, x: torch.Tensor, generator: torch.Generator, k: int) -> torch.Tensor:
+    """Bits/dim (B,) float64 of a density model on images x (B, D): its ``bpd`` where it has one (a flow's
+    K-draw dequantisation bound), else -log of the mean of K ``log_prob`` draws in probability (one exact
+    value when log_prob is exact)."""
+    if hasattr(model, "bpd"):
+        return model.bpd(x, generator, k=k).double()
+    log_p = torch.stack([model.log_prob(x, generator=generator).double() for _ in range(k)])  # (K, B)
+    return -(torch.logsumexp(log_p, dim=0) - math.log(k)) / (x.shape[1] * math.log(2))
+
+
 @torch.inference_mode()
 def evaluate_density(*, model_path: str, splits_path: str, output_path: str, k: int = 1, seed: int = 0,
                      device: str = "auto", batch_size: int = 500, per_image_path: str | None = None) -> dict:
@@ -99,15 +109,7 @@ def evaluate_density(*, model_path: str, splits_path: str, output_path: str, k: 
     to_nats = dim * math.log(2)  # bits/dim -> nats per image
 
     def bpd_per_image(k_draws: int, g: torch.Generator) -> torch.Tensor:
-        if hasattr(model, "bpd"):
-            return estimators.evaluate_in_batches(lambda b: model.bpd(b, g, k=k_draws).double(), x,
-                                                  batch_size=batch_size)
-
-        def nats(b):
-            log_p = torch.stack([model.log_prob(b, generator=g).double() for _ in range(k_draws)])  # (K, B)
-            return -(torch.logsumexp(log_p, dim=0) - math.log(k_draws))
-
-        return estimators.evaluate_in_batches(nats, x, batch_size=batch_size) / to_nats
+        return estimators.evaluate_in_batches(lambda b: density_bpd(model, b, g, k_draws), x, batch_size=batch_size)
 
     bpd = bpd_per_image(k, torch.Generator(device=dev).manual_seed(seed))  # (N,)
     result = {
@@ -157,10 +159,7 @@ def generalisation_gap(*, model_path: str, splits_path: str, output_path: str, p
             if spec.latent_variable:
                 return {"log_px": estimators.importance_sampled_log_px(model, b, k=k, generator=g,
                                                                        chunk_size=chunk_size)}
-            if hasattr(model, "bpd"):
-                return {"log_px": -model.bpd(b, g, k=k).double() * b.shape[1] * math.log(2)}
-            return {"log_px": torch.stack([model.log_prob(b, generator=g).double() for _ in range(k)]).logsumexp(0)
-                    - math.log(k)}
+            return {"log_px": -density_bpd(model, b, g, k) * b.shape[1] * math.log(2)}
 
         return _per_image(per_batch, x, batch_size=batch_size, desc=f"{'train' if split == 0 else 'test'} log p(x)"
                           )["log_px"]

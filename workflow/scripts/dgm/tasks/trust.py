@@ -8,6 +8,7 @@ import itertools
 import math
 
 from dgm import registry
+from dgm.experiments import NOISE_SE, paired_difference
 
 # The per-image estimates that pair across models: (per-image file, array, what it estimates, sign to log p(x),
 # whether it compares only models of the same data: all but the Gaussian observation model, which puts every
@@ -18,7 +19,6 @@ ESTIMATES = (
     ("ais.npz", "ais", "AIS log p(x), own observation model", 1.0, True),
     ("ais.npz", "ais_gaussian", "AIS log p(x), Gaussian observation model on grey levels", 1.0, False),
 )
-NOISE_SE = 2.0  # a difference is called beyond noise when it exceeds this many standard errors
 
 
 def _title(key: dict) -> str:
@@ -57,14 +57,13 @@ def paired_rows(paths: list[str]) -> list[dict]:
                 continue
             if same_data and registry.get(a["model"]).data != registry.get(b["model"]).data:
                 continue  # log-likelihoods of other pixels (binarised against 8-bit) do not compare
-            d = vb - va
-            paired = float(d.std(ddof=1) / math.sqrt(len(d)))
-            unpaired = math.sqrt((va.var(ddof=1) + vb.var(ddof=1)) / len(d))
+            paired = paired_difference([((ia, va), (ib, vb))])
+            unpaired = math.sqrt((va.var(ddof=1) + vb.var(ddof=1)) / len(va))
             rows.append({"estimate": label, "first": _title(a), "second": _title(b), "seed": a["seed"],
-                         "images": len(d), "difference": float(d.mean()), "paired_se": paired,
-                         "unpaired_se": unpaired,
-                         "beyond_noise": "yes" if abs(d.mean()) > NOISE_SE * paired else "no",
-                         "beyond_unpaired": "yes" if abs(d.mean()) > NOISE_SE * unpaired else "no"})
+                         "images": paired["paired_images"], "difference": paired["paired_change"],
+                         "paired_se": paired["paired_se"], "unpaired_se": unpaired,
+                         "beyond_noise": "yes" if paired["beyond_noise"] else "no",
+                         "beyond_unpaired": "yes" if abs(paired["paired_change"]) > NOISE_SE * unpaired else "no"})
     return rows
 
 
