@@ -387,6 +387,7 @@ def get_sample_quality_input(wildcards):
     inputs = {
         "model": f"{d}/model.pt",
         "classifier": f"{QUALITY}/classifier.pt".format(dataset=wildcards.dataset),
+        "features": f"{QUALITY}/real_features.pt".format(dataset=wildcards.dataset),
         "splits": SPLITS.format(dataset=wildcards.dataset),
     }
     if quality_snapshot_epochs(wildcards.model):

@@ -9,6 +9,7 @@ rule train_classifier:
         model=f"{QUALITY}/classifier.pt",
         metrics=f"{QUALITY}/classifier.json",
         curve=f"{QUALITY}/classifier_metrics.csv",
+        features=f"{QUALITY}/real_features.pt",
     log:
         "logs/quality/{dataset}/train_classifier.log",
     benchmark:
@@ -32,6 +33,7 @@ rule quality_reference:
     input:
         classifier=rules.train_classifier.output.model,
         classifier_metrics=rules.train_classifier.output.metrics,
+        features=rules.train_classifier.output.features,
         splits=SPLITS,
     output:
         f"{QUALITY}/reference.json",
@@ -137,6 +139,7 @@ rule memorisation:
     input:
         model=f"{RUN}/model.pt",
         classifier=f"{QUALITY}/classifier.pt",
+        features=f"{QUALITY}/real_features.pt",
         splits=SPLITS,
     output:
         metrics=f"{RUN}/memorisation.json",

@@ -9,6 +9,7 @@ p = snakemake.params
 memorisation(
     model_path=snakemake.input.model,
     classifier_path=snakemake.input.classifier,
+    features_path=snakemake.input.features,
     splits_path=snakemake.input.splits,
     output_path=snakemake.output.metrics,
     figure_path=snakemake.output.png,

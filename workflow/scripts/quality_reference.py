@@ -8,6 +8,7 @@ from dgm.tasks.quality import quality_reference  # noqa: E402
 p = snakemake.params
 quality_reference(
     classifier_path=snakemake.input.classifier,
+    features_path=snakemake.input.features,
     classifier_metrics_path=snakemake.input.classifier_metrics,
     splits_path=snakemake.input.splits,
     output_path=snakemake.output[0],

@@ -9,6 +9,7 @@ p, inp = snakemake.params, snakemake.input
 sample_quality(
     model_path=inp.model,
     classifier_path=inp.classifier,
+    features_path=inp.features,
     splits_path=inp.splits,
     output_path=snakemake.output[0],
     n_samples=p.n_samples,

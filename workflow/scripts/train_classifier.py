@@ -10,6 +10,7 @@ train_classifier(
     model_path=snakemake.output.model,
     metrics_path=snakemake.output.metrics,
     curve_path=snakemake.output.curve,
+    features_path=snakemake.output.features,
     cfg=dict(snakemake.params.cfg),
     device=snakemake.params.device,
     eval_batch_size=snakemake.params.eval_batch_size,

@@ -1,17 +1,23 @@
 """Figures of the study. Every function takes data (tensors, data frames) and an output path;
-none reads results files by itself, so tests can call them on made-up inputs."""
+none reads results files by itself, so tests can call them on made-up inputs.
+
+torch is imported only by the functions that make tensors: a figure job that reads CSV files
+starts without it (``import torch`` alone takes ~2 s, most of such a job's time)."""
 from __future__ import annotations
 
 import math
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
-import torch  # noqa: E402
+
+if TYPE_CHECKING:
+    import torch
 
 plt.rcParams.update({"figure.dpi": 110, "savefig.bbox": "tight", "font.size": 9})
 
@@ -68,6 +74,8 @@ def save_grids_over_epochs(grids: dict[int, torch.Tensor], path: str | os.PathLi
 
 def manifold_latents(n: int = 20, *, eps: float = 0.05) -> torch.Tensor:
     """An n x n grid of 2-D latents at equal prior quantiles: z = Phi^-1(u), u in [eps, 1-eps]."""
+    import torch
+
     u = torch.linspace(eps, 1 - eps, n, dtype=torch.float64)
     z1 = torch.distributions.Normal(0.0, 1.0).icdf(u)
     # Rows go top to bottom from high to low z2, so the picture reads like a plot's axes.

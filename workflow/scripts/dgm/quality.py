@@ -28,10 +28,7 @@ from typing import Callable
 import numpy as np
 import torch
 import torch.nn.functional as F
-from prdc import compute_prdc
 from torch import nn
-from torchmetrics.image.fid import FrechetInceptionDistance
-from torchmetrics.image.kid import KernelInceptionDistance
 
 from dgm.config import ModelConfig
 from dgm.training import Trainer, adam, batched_means, device_of, fit
@@ -394,6 +391,12 @@ class SampleMetrics:
         self.real = real.detach().cpu().double()  # (N, F)
         self.kid_subset_size, self.nearest_k, self.seed = kid_subset_size, nearest_k, seed
         self.kid_subsets, self.bootstrap = kid_subsets, bootstrap
+        # torchmetrics and prdc load here, not with this module: importing them costs seconds (torchvision,
+        # scipy.signal, sklearn) that the jobs using only the classifier and its features need not pay
+        from torchmetrics.image.fid import FrechetInceptionDistance
+        from torchmetrics.image.kid import KernelInceptionDistance
+
+        self._kid_class = KernelInceptionDistance
         extractor = _Features(real.shape[1])
         with warnings.catch_warnings():  # KID keeps every feature: 10,000 x 128 floats are no burden
             warnings.filterwarnings("ignore", message="Metric `Kernel Inception Distance` will save all")
@@ -411,7 +414,7 @@ class SampleMetrics:
         size = min(self.kid_subset_size, len(self.real), len(fake))
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message="Metric `Kernel Inception Distance` will save all")
-            metric = KernelInceptionDistance(subset_size=size, **self._kid_options)
+            metric = self._kid_class(subset_size=size, **self._kid_options)
         metric.update(self.real, real=True)
         metric.update(fake.detach().cpu().double(), real=False)
         with torch.random.fork_rng(devices=[]):  # torchmetrics draws its subsets from the global RNG
@@ -422,6 +425,8 @@ class SampleMetrics:
     def prdc(self, fake: torch.Tensor) -> dict:
         if min(len(self.real), len(fake)) <= self.nearest_k:
             raise ValueError(f"quality.metrics.nearest_k = {self.nearest_k} needs more than that many images per set")
+        from prdc import compute_prdc
+
         with contextlib.redirect_stdout(io.StringIO()):  # prdc prints the set sizes
             out = compute_prdc(self.real.float().numpy(), fake.detach().cpu().float().numpy(), self.nearest_k)
         return {k: float(v) for k, v in out.items()}

@@ -24,7 +24,7 @@ from dgm import memorisation as mem
 from dgm.external import sha256
 from dgm.models import from_checkpoint, load_model
 from dgm.quality import features
-from dgm.tasks.quality import draw_samples, gray_images
+from dgm.tasks.quality import draw_samples, gray_images, load_real_features
 
 log = logging.getLogger("dgm")
 CHECKS = ("nearest_neighbour", "data_copying", "authenticity")
@@ -32,14 +32,17 @@ CHECKS = ("nearest_neighbour", "data_copying", "authenticity")
 
 def memorisation(*, model_path: str, classifier_path: str, splits_path: str, output_path: str, figure_path: str,
                  n_samples: int, seed: int = 0, batch_size: int = 1000, device: str = "auto", cells: int | None = None,
-                 min_generated: int = 20, figure_pairs: int = 8, flag_z: float = mem.FLAG_Z) -> dict:
+                 min_generated: int = 20, figure_pairs: int = 8, flag_z: float = mem.FLAG_Z,
+                 features_path: str | None = None) -> dict:
     """The three checks on ``n_samples`` samples (drawn with ``seed``; the k-means cells of C_T are
     seeded with it too) of the model in ``model_path``, against the whole training split and the
     whole test split; memorisation.json at ``output_path`` and, at ``figure_path`` (PNG and its PDF
     twin), the ``figure_pairs`` samples nearest to the training set beside their nearest training
     images. ``cells`` and ``min_generated`` are C_T's k and its least number of samples in a cell;
     ``cells`` defaults to ``default_cells(n_samples)``. ``flag_z``: how many null standard
-    deviations from held-out images flag a model."""
+    deviations from held-out images flag a model. ``features_path``: the real splits' features
+    written by train_classifier (``dgm.tasks.quality.real_features``); without it they are
+    embedded here, in the same ``batch_size`` batches."""
     t0 = time.perf_counter()
     cells = default_cells(n_samples) if cells is None else cells
     dev = training.select_device(device)
@@ -50,8 +53,10 @@ def memorisation(*, model_path: str, classifier_path: str, splits_path: str, out
     images = draw_samples(model, n_samples, seed=seed, batch_size=batch_size)  # (m, 1, 28, 28) on the CPU
     t_sampled = time.perf_counter()
     train_images = gray_images(splits, "train")
-    gen, train, test = (features(classifier, x, batch_size).to(dev)
-                        for x in (images, train_images, gray_images(splits, "test")))  # (m | l | n, F)
+    real = (load_real_features(features_path, splits) if features_path is not None
+            else {name: features(classifier, gray_images(splits, name), batch_size) for name in ("train", "test")})
+    gen, train, test = (x.to(dev) for x in (features(classifier, images, batch_size), real["train"], real["test"]))
+    # (m | l | n, F)
     t_embedded = time.perf_counter()
 
     d_gen, nn_gen = mem.nearest_neighbours(gen, train)  # (m,)

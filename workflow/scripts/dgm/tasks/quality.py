@@ -41,9 +41,10 @@ def gray_images(splits: dict, name: str) -> torch.Tensor:
 
 
 def train_classifier(*, splits_path: str, model_path: str, metrics_path: str, curve_path: str, cfg: dict,
-                     device: str = "auto", eval_batch_size: int = 1000) -> dict:
+                     device: str = "auto", eval_batch_size: int = 1000, features_path: str | None = None) -> dict:
     """Train the feature CNN (config section ``quality.classifier``: epochs, batch_size, lr, seed)
-    on the grey-level training split; write it, its per-epoch curve and its accuracies."""
+    on the grey-level training split; write it, its per-epoch curve and its accuracies, and, at
+    ``features_path``, the real splits in its features (``real_features``)."""
     dev = training.select_device(device)
     splits = data.load_splits(splits_path)
     meta = splits["meta"]
@@ -65,10 +66,32 @@ def train_classifier(*, splits_path: str, model_path: str, metrics_path: str, cu
     io.torch_save({"version": MODEL_FILE_VERSION, "model": model.describe(),
                    "state_dict": {k: v.cpu() for k, v in model.state_dict().items()}, "options": options,
                    "data": meta}, model_path)
+    if features_path is not None:
+        io.torch_save(real_features(model, splits, eval_batch_size), features_path)
     io.write_json(result, metrics_path)
     resume_path(model_path).unlink(missing_ok=True)  # the job is complete: nothing left to resume
     log.info("validation accuracy %.4f, test accuracy %.4f", result["valid_accuracy"], result["test_accuracy"])
     return result
+
+
+REAL_SPLITS = ("train", "valid", "test")
+
+
+def real_features(classifier, splits: dict, batch_size: int) -> dict[str, torch.Tensor]:
+    """The grey-level train, validation and test splits in the classifier's features (N, F) on the
+    CPU, embedded once in ``batch_size`` batches for every scoring and memorisation job of the
+    study: a job that embedded them itself in the same batches would get the same numbers."""
+    return {name: features(classifier, gray_images(splits, name), batch_size) for name in REAL_SPLITS}
+
+
+def load_real_features(path: str, splits: dict) -> dict[str, torch.Tensor]:
+    """``real_features`` written by train_classifier, checked against the splits they must embed."""
+    feats = torch.load(path, map_location="cpu", weights_only=True)
+    for name in REAL_SPLITS:
+        if name not in feats or len(feats[name]) != len(splits[f"{name}_images"]):
+            raise ValueError(f"{path}: no features of the {len(splits[f'{name}_images'])} {name} images of these "
+                             "splits; rerun train_classifier (snakemake --forcerun train_classifier)")
+    return feats
 
 
 class Scorer:
@@ -79,13 +102,14 @@ class Scorer:
     does n, so that numbers from other feature networks or sample sizes are not compared unawares."""
 
     def __init__(self, classifier, splits: dict, *, sigmas: list[float], metrics: dict, batch_size: int = 1000,
-                 seed: int = 0, classifier_sha256: str | None = None):
+                 seed: int = 0, classifier_sha256: str | None = None, test_features: torch.Tensor | None = None):
         self.classifier, self.sigmas, self.batch_size = classifier, sigmas, batch_size
         self.classifier_sha256 = classifier_sha256
         self.valid = gray_images(splits, "valid").flatten(1)  # (N_valid, 784)
         self.test = gray_images(splits, "test").flatten(1)  # (N_test, 784)
         self.sample_sizes = list(metrics["sample_sizes"])
-        self.metrics = SampleMetrics(features(classifier, self.test, batch_size), kid_subsets=metrics["kid_subsets"],
+        test_features = features(classifier, self.test, batch_size) if test_features is None else test_features
+        self.metrics = SampleMetrics(test_features, kid_subsets=metrics["kid_subsets"],
                                      kid_subset_size=metrics["kid_subset_size"], nearest_k=metrics["nearest_k"],
                                      bootstrap=metrics["bootstrap"], seed=seed)
 
@@ -138,21 +162,22 @@ def draw_samples(model, n: int, *, seed: int, batch_size: int) -> torch.Tensor:
     return images
 
 
-def _scorer(classifier_path, splits, *, sigmas, metrics, batch_size, device, seed):
+def _scorer(classifier_path, splits, *, sigmas, metrics, batch_size, device, seed, features_path=None):
+    test = None if features_path is None else load_real_features(features_path, splits)["test"]
     return Scorer(load_model(classifier_path, device), splits, sigmas=sigmas, metrics=metrics, batch_size=batch_size,
-                  seed=seed, classifier_sha256=io.file_digest(classifier_path, "sha256"))
+                  seed=seed, classifier_sha256=io.file_digest(classifier_path, "sha256"), test_features=test)
 
 
 def quality_reference(*, classifier_path: str, classifier_metrics_path: str, splits_path: str, output_path: str,
                       n_samples: int, sigmas: list[float], metrics: dict, seed: int = 0, device: str = "auto",
-                      batch_size: int = 1000) -> dict:
+                      batch_size: int = 1000, features_path: str | None = None) -> dict:
     """Real images scored like model samples: held-out validation images (no Parzen: they pick
     its sigma) and ``n_samples`` training images drawn without replacement (every metric). These
     are the floors a perfect sampler would reach at that sample size."""
     dev = training.select_device(device)
     splits = data.load_splits(splits_path)
     scorer = _scorer(classifier_path, splits, sigmas=sigmas, metrics=metrics, batch_size=batch_size, device=dev,
-                     seed=seed)
+                     seed=seed, features_path=features_path)
     train = gray_images(splits, "train")
     pick = torch.randperm(len(train), generator=torch.Generator().manual_seed(seed))[:n_samples]
     result = {
@@ -173,14 +198,15 @@ def quality_reference(*, classifier_path: str, classifier_metrics_path: str, spl
 
 def sample_quality(*, model_path: str, classifier_path: str, splits_path: str, output_path: str, n_samples: int,
                    sigmas: list[float], metrics: dict, seed: int = 0, snapshots_path: str | None = None,
-                   snapshot_epochs: list[int] = (), device: str = "auto", batch_size: int = 1000) -> dict:
+                   snapshot_epochs: list[int] = (), device: str = "auto", batch_size: int = 1000,
+                   features_path: str | None = None) -> dict:
     """Every metric of ``Scorer`` on ``n_samples`` samples from the trained model and, where given,
     from its snapshots at ``snapshot_epochs`` (the same sampling seed for each, so only the weights
     differ); the trained model's samples also get FID and KID against the sample size."""
     dev = training.select_device(device)
     splits = data.load_splits(splits_path)
     scorer = _scorer(classifier_path, splits, sigmas=sigmas, metrics=metrics, batch_size=batch_size, device=dev,
-                     seed=seed)
+                     seed=seed, features_path=features_path)
     ckpt = torch.load(model_path, map_location="cpu", weights_only=True)
     model = from_checkpoint(ckpt, dev, source=model_path)
     states = {}
