@@ -27,6 +27,10 @@ STEMS = {
 # A config that runs the whole DAG on the synthetic data in well under a minute of training.
 TINY_CONFIG = {
     "report": {"pdf": False},  # tests/test_report.py compiles the PDF where latexmk exists
+    # As config/smoke.yaml: on the CPU, one thread per job, so that run_snakemake's --cores 2 runs two of
+    # these start-up-bound jobs at once.
+    "device": "cpu",
+    "threads": 1,
     "data": {"valid_size": 0.25},
     # The study's first three models; the IWAE (the VAE's tiny networks below, on the k = 3 bound) joins the
     # dry run of tests/test_workflow.py only, which keeps the whole-DAG run as short as before.

@@ -87,6 +87,10 @@ def test_train_classifier_and_reference(workdir):
     assert valid["n"] == 100 and "parzen_mean" not in valid  # validation images choose sigma: no Parzen
     assert train["n"] == 200 and train["fid"] >= 0 and math.isfinite(train["parzen_mean"])
     assert (wd / "logs/quality/mnist/train_classifier.log").exists()
+    # the real splits in the classifier's features, embedded once for every scoring and memorisation job
+    feats = torch.load(wd / "results/mnist/quality/real_features.pt", weights_only=True)
+    assert {k: tuple(v.shape) for k, v in feats.items()} == {"train": (300, 128), "valid": (100, 128),
+                                                             "test": (100, 128)}
 
 
 def test_sample_quality_for_any_model_and_the_table(workdir):

@@ -24,6 +24,24 @@ def test_dry_run_lists_every_job(tmp_path, tiny_raw_dir):
     assert re.search(r"quadrature\s+1", dry.stdout)  # z = 2 only
 
 
+def _job_block(dry: str, rule: str) -> str:
+    """The first job of ``rule`` in a dry run's printout, up to the next blank line."""
+    return re.search(rf"^(?:local)?rule {rule}:\n(.*?)\n\n", dry, re.M | re.S).group(1)
+
+
+@pytest.mark.parametrize("device, gpu, threads", [("cpu", "gpu=0", "1"), ("auto", "gpu=1", "2")])
+def test_torch_jobs_claim_a_gpu_unless_the_study_runs_on_the_cpu(tmp_path, tiny_raw_dir, device, gpu, threads):
+    """device: cpu (the smoke and test configs) tags no job with the gpu resource, so --cores alone sets how many
+    run at once; every other device tags them, and --resources gpu=N caps them. threads sets their threads."""
+    cfg = write_config(tmp_path, tiny_raw_dir, {"device": device, "threads": int(threads)})
+    dry = run_snakemake(tmp_path, "-n", "-p", configfile=cfg).stdout
+    for rule in ("train_vae", "evaluate_elbo", "sample_quality", "memorisation"):
+        block = _job_block(dry, rule)
+        assert re.search(rf"resources: .*\b{gpu}\b", block), (rule, block)
+        shown = re.search(r"^\s+threads: (\d+)$", block, re.M)  # Snakemake shows no line for one thread
+        assert (shown.group(1) if shown else "1") == threads, (rule, block)
+
+
 def test_dry_run_gives_the_iwae_every_latent_variable_job(tmp_path, tiny_raw_dir):
     """A fourth model from the registry: its training jobs, and the VAE's evaluations by capability."""
     cfg = write_config(tmp_path, tiny_raw_dir, {"models": ["vae", "iwae", "gan", "flow"]})

@@ -131,7 +131,7 @@ def _numbers(run_dir: Path) -> dict:
 # The VAE branch of the tiny DAG at z = 2: every kind of rule (localrule download, CPU-only data, figure and
 # report rules, GPU-tagged training and evaluation, the z = 2 quadrature and manifold) with few enough jobs
 # that the executor's status polling keeps the test near two minutes on the 2-CPU test node.
-SLURM_CONFIG = {"models": ["vae"], "vae": {"latent_sizes": [2]}}
+SLURM_CONFIG = {"models": ["vae"], "vae": {"latent_sizes": [2]}, "device": "auto"}  # auto: torch jobs ask for a GPU
 
 
 def test_tiny_pipeline_through_slurm_matches_a_local_run(tmp_path, tiny_raw_dir, tiny_run):

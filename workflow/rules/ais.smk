@@ -18,7 +18,7 @@ rule ais_sigma:
         ENV
     threads: 1  # AIS's many small steps run best on one thread per job (dgm.tasks.ais)
     resources:
-        gpu=1,
+        gpu=GPU_JOB,
         mem_mb=3000,
         runtime=60,
     params:
@@ -47,7 +47,7 @@ rule ais:
         ENV
     threads: 1
     resources:
-        gpu=1,
+        gpu=GPU_JOB,
         mem_mb=4000,
         runtime=240,
     params:
@@ -75,7 +75,7 @@ rule bdmc:
         ENV
     threads: 1
     resources:
-        gpu=1,
+        gpu=GPU_JOB,
         mem_mb=3000,
         runtime=240,
     params:

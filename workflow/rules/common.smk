@@ -33,6 +33,11 @@ if not any(Path(f).resolve() == STUDY_CONFIG for f in workflow.configfiles):
 validate_config(config, CONFIG_SCHEMA)
 validate(config, schema="../schemas/config.schema.yaml", set_default=True)
 
+# Torch jobs (training, evaluation, likelihood, sample quality) claim a GPU (resource gpu, which
+# --resources gpu=N caps) unless the study runs on the CPU, and use config threads CPU threads each.
+GPU_JOB = 0 if config["device"] == "cpu" else 1
+TORCH_THREADS = config["threads"]
+
 
 def _check_config(cfg):
     """Checks a JSON schema cannot express; each message names the key."""

@@ -19,9 +19,9 @@ rule import_model:
         model=alternatives("external"),
     conda:
         ENV
-    threads: 2
+    threads: TORCH_THREADS
     resources:
-        gpu=1,
+        gpu=GPU_JOB,
         mem_mb=4000,
         runtime=30,
     params:

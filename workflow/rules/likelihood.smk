@@ -19,9 +19,9 @@ rule evaluate_elbo:
         model=alternatives("bound"),
     conda:
         ENV
-    threads: 2
+    threads: TORCH_THREADS
     resources:
-        gpu=1,
+        gpu=GPU_JOB,
         mem_mb=4000,
         runtime=60,
     params:
@@ -46,9 +46,9 @@ rule evaluate_density:
         model=alternatives("density"),
     conda:
         ENV
-    threads: 2
+    threads: TORCH_THREADS
     resources:
-        gpu=1,
+        gpu=GPU_JOB,
         mem_mb=4000,
         runtime=60,
     params:
@@ -75,9 +75,9 @@ rule test_nll:
         model=alternatives("latent_variable"),
     conda:
         ENV
-    threads: 2
+    threads: TORCH_THREADS
     resources:
-        gpu=1,
+        gpu=GPU_JOB,
         mem_mb=4000,
         runtime=120,
     params:
@@ -105,9 +105,9 @@ rule estimator_sweep:
         model=alternatives("latent_variable"),
     conda:
         ENV
-    threads: 2
+    threads: TORCH_THREADS
     resources:
-        gpu=1,
+        gpu=GPU_JOB,
         mem_mb=4000,
         runtime=180,
     params:
@@ -137,9 +137,9 @@ rule quadrature:
         model=alternatives("latent_variable"),
     conda:
         ENV
-    threads: 2
+    threads: TORCH_THREADS
     resources:
-        gpu=1,
+        gpu=GPU_JOB,
         mem_mb=4000,
         runtime=120,
     params:
@@ -170,9 +170,9 @@ rule generalisation_gap:
         model=alternatives("likelihood"),
     conda:
         ENV
-    threads: 2
+    threads: TORCH_THREADS
     resources:
-        gpu=1,
+        gpu=GPU_JOB,
         mem_mb=4000,
         runtime=120,
     params:

@@ -16,9 +16,9 @@ rule train_classifier:
         "benchmarks/quality/{dataset}/train_classifier.tsv"
     conda:
         ENV
-    threads: 2
+    threads: TORCH_THREADS
     resources:
-        gpu=1,
+        gpu=GPU_JOB,
         mem_mb=4000,
         runtime=60,
     params:
@@ -43,9 +43,9 @@ rule quality_reference:
         "benchmarks/quality/{dataset}/reference.tsv"
     conda:
         ENV
-    threads: 2
+    threads: TORCH_THREADS
     resources:
-        gpu=1,
+        gpu=GPU_JOB,
         mem_mb=6000,
         runtime=60,
     params:
@@ -70,9 +70,9 @@ rule sample_quality:
         job_benchmark("quality")
     conda:
         ENV
-    threads: 2
+    threads: TORCH_THREADS
     resources:
-        gpu=1,
+        gpu=GPU_JOB,
         mem_mb=6000,
         runtime=120,
     params:
@@ -159,9 +159,9 @@ rule memorisation:
         model=alternatives("sampler"),
     conda:
         ENV
-    threads: 2
+    threads: TORCH_THREADS
     resources:
-        gpu=1,
+        gpu=GPU_JOB,
         mem_mb=6000,
         runtime=60,
     params:

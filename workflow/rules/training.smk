@@ -17,9 +17,9 @@ for _model in registry.names("trained"):
             job_benchmark("train", _model)
         conda:
             ENV
-        threads: 2
+        threads: TORCH_THREADS
         resources:
-            gpu=1,
+            gpu=GPU_JOB,
             mem_mb=registry.get(_model).train_mem_mb,
             runtime=registry.get(_model).train_runtime,
         params:

@@ -57,8 +57,9 @@ def start_torch_job(snakemake, *, passive_omp: bool = False) -> logging.Logger:
         # halves the wall time of the estimators' many short parallel regions (tests/bench/bench_likelihood.py).
         os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     log = start_log(snakemake.log[0])
-    # before torch touches CUDA: a GPU slot no other running job of this workflow holds
-    claim_gpu(snakemake.config.get("gpu_jobs_per_device", 1))
+    if snakemake.resources.get("gpu", 0):  # a job of a CPU study (device: cpu) claims no GPU
+        # before torch touches CUDA: a GPU slot no other running job of this workflow holds
+        claim_gpu(snakemake.config.get("gpu_jobs_per_device", 1))
 
     import torch
 

@@ -171,9 +171,10 @@ def _scorer(classifier_path, splits, *, sigmas, metrics, batch_size, device, see
 def quality_reference(*, classifier_path: str, classifier_metrics_path: str, splits_path: str, output_path: str,
                       n_samples: int, sigmas: list[float], metrics: dict, seed: int = 0, device: str = "auto",
                       batch_size: int = 1000, features_path: str | None = None) -> dict:
-    """Real images scored like model samples: held-out validation images (no Parzen: they pick
-    its sigma) and ``n_samples`` training images drawn without replacement (every metric). These
-    are the floors a perfect sampler would reach at that sample size."""
+    """Real images scored like model samples: the first ``n_samples`` held-out validation images
+    (all of them where there are fewer; no Parzen: they pick its sigma) and ``n_samples`` training
+    images drawn without replacement (every metric). These are the floors a perfect sampler would
+    reach at the models' sample size."""
     dev = training.select_device(device)
     splits = data.load_splits(splits_path)
     scorer = _scorer(classifier_path, splits, sigmas=sigmas, metrics=metrics, batch_size=batch_size, device=dev,
@@ -185,7 +186,7 @@ def quality_reference(*, classifier_path: str, classifier_metrics_path: str, spl
         "n_test": len(scorer.test),
         "classifier": json.loads(Path(classifier_metrics_path).read_text()),
         "references": {
-            "validation images": scorer.score(gray_images(splits, "valid"), parzen=False),
+            "validation images": scorer.score(gray_images(splits, "valid")[:n_samples], parzen=False),
             "training images": scorer.score(train[pick.sort().values]),
         },
     }
