@@ -24,6 +24,7 @@ def _figures(tiny_run):
     return sorted(p.stem for p in (tiny_run / "results/report/figures").iterdir())
 
 
+@pytest.mark.slow
 def test_html_is_self_contained(tiny_run):
     html = (tiny_run / "results/report/report.html").read_text()
     assert not re.search(r"""(src|href)=["']?(https?:)?//""", html), "the report references the network"
@@ -35,6 +36,7 @@ def test_html_is_self_contained(tiny_run):
         assert png[:8] == b"\x89PNG\r\n\x1a\n" and png[12:16] == b"IHDR"
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(CHROMIUM is None, reason="needs Chromium (Debian: apt-get install chromium)")
 def test_html_renders_every_figure_in_chromium(tiny_run, tmp_path):
     page = tmp_path / "report.html"
@@ -54,6 +56,7 @@ def test_html_renders_every_figure_in_chromium(tiny_run, tmp_path):
     assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 20_000
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(shutil.which("latexmk") is None, reason="needs latexmk and TeX Live")
 def test_pdf_compiles_with_every_figure(tiny_run):
     run_snakemake(tiny_run, "results/report/report.pdf", configfile=tiny_run / "tiny.yaml")

@@ -8,6 +8,8 @@ import pytest
 from conftest import run_snakemake, write_config
 from dgm import experiments
 
+pytestmark = pytest.mark.slow  # a two-point sweep study through Snakemake, and a second study beside it
+
 SWEEP = {"models": ["vae"], "vae": {"latent_sizes": [2]}, "sweep": {"vae": {"hidden_dim": [8, 16]}}}
 TARGETS = ["results/runs/runs.tsv", "results/mnist/figures/sweep_vae_hidden_dim.png"]
 POINTS = {8: "results/mnist/vae/hidden_dim~8/z2/seed0", 16: "results/mnist/vae/hidden_dim~16/z2/seed0"}

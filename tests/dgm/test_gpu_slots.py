@@ -230,9 +230,14 @@ def test_config_key_gpu_jobs_per_device_reaches_the_allocator(tmp_path, monkeypa
     monkeypatch.setattr(logging.root, "handlers", list(logging.root.handlers))
     threads = __import__("torch").get_num_threads()
     for config, expected in (({"gpu_jobs_per_device": 3}, 3), ({}, 1)):
-        job = types.SimpleNamespace(log=[str(tmp_path / "job.log")], threads=threads, config=config)
+        job = types.SimpleNamespace(log=[str(tmp_path / "job.log")], threads=threads, config=config,
+                                    resources={"gpu": 1})
         entry.start_torch_job(job)
         assert asked.pop() == {"jobs_per_device": expected}
+    # a job without the gpu resource (device: cpu) claims nothing
+    job = types.SimpleNamespace(log=[str(tmp_path / "job.log")], threads=threads, config={}, resources={"gpu": 0})
+    entry.start_torch_job(job)
+    assert asked == []
     sys.stdout.close()
 
 

@@ -134,6 +134,7 @@ def _numbers(run_dir: Path) -> dict:
 SLURM_CONFIG = {"models": ["vae"], "vae": {"latent_sizes": [2]}, "device": "auto"}  # auto: torch jobs ask for a GPU
 
 
+@pytest.mark.slow
 def test_tiny_pipeline_through_slurm_matches_a_local_run(tmp_path, tiny_raw_dir, tiny_run):
     """The local run to match is the session's whole-DAG run (tiny_run): its VAE runs have the same
     configuration, data and seeds, so each of the cluster's results must equal its local twin."""
