@@ -227,5 +227,5 @@ def test_compare_pairs_runs_of_a_seed_on_the_same_images(tmp_path):
     assert nll["paired_se"] == pytest.approx(expected.std(ddof=1) / math.sqrt(50))
     assert nll["uncertainty"] == "paired SE over images" and nll["beyond_noise"] is True
     valid = {r["metric"]: r for r in rows["b"]}["valid_nelbo"]  # no per-image values: no paired numbers
-    assert "paired_change" not in valid and valid["uncertainty"] is None
+    assert "paired_change" not in valid and valid["uncertainty"] == experiments.NO_UNCERTAINTY
     assert "paired ± SE" in experiments.format_comparison(rows["b"])

@@ -679,13 +679,17 @@ def _setting(row: dict) -> tuple:
     return (row.get("dataset") or "", row["model"], row.get("point") or "", int(row["latent"]))
 
 
+NO_UNCERTAINTY = "none: one seed a side and no per-image values"  # compare's word where nothing judges a change
+
+
 def compare(new_rows: list[dict], old_rows: list[dict], new_folders=None, old_folders=None) -> list[dict]:
     """Every metric present in both studies, per setting (dataset, model, sweep point, latent size),
     averaged over seeds: old, new, change, relative change, and whether the change exceeds the seeds'
     spread (|change| > the larger SD over seeds; unknown with one seed on both sides). Where both runs of
     a seed keep per-image values of the metric on the same images (``per_image_values``; the rows' run
     folders given), also the paired change (mean of per-image differences) ± its standard error, and
-    ``beyond_noise``: |paired change| > ``NOISE_SE`` SE; ``uncertainty`` says which of the two judged the change.
+    ``beyond_noise``: |paired change| > ``NOISE_SE`` SE; ``uncertainty`` says which of the two judged the change,
+    or ``NO_UNCERTAINTY`` where neither could.
     Metrics present in only one study are listed with the other side empty."""
     def grouped(rows):
         out: dict[tuple, dict[str, list[float]]] = {}
@@ -723,7 +727,7 @@ def compare(new_rows: list[dict], old_rows: list[dict], new_folders=None, old_fo
                                              per_image_values(new_dirs[setting][s], m)) for s in seeds])
                 row.update(paired or {})
                 row["uncertainty"] = ("paired SE over images" if paired and paired["paired_se"] is not None
-                                      else "SD over seeds" if row["spread"] is not None else None)
+                                      else "SD over seeds" if row["spread"] is not None else NO_UNCERTAINTY)
             else:
                 row["only_in"] = "baseline" if a else "new"
             rows.append(row)
