@@ -229,3 +229,27 @@ def test_compare_pairs_runs_of_a_seed_on_the_same_images(tmp_path):
     valid = {r["metric"]: r for r in rows["b"]}["valid_nelbo"]  # no per-image values: no paired numbers
     assert "paired_change" not in valid and valid["uncertainty"] == experiments.NO_UNCERTAINTY
     assert "paired ± SE" in experiments.format_comparison(rows["b"])
+
+
+def test_compare_flags_quality_numbers_at_another_n_or_from_another_classifier(tmp_path):
+    """A sample-quality number scored at another n, or in another feature network, is flagged and not judged
+    better or worse; the same n and classifier compare as usual, and other metrics are untouched."""
+    def study(name, n, sha):
+        make_run(tmp_path / name, "vae", 2, 0, section={"hidden_dim": 32}, metrics={"valid_nelbo": 150.0},
+                 quality={"fid": 30.0 if name == "a" else 20.0, "parzen_mean": 100.0, "n": n,
+                          "classifier_sha256": sha})
+        return tmp_path / name / "results"
+
+    base = study("a", 2000, "c" * 64)
+    for name, n, sha, why in (("same", 2000, "c" * 64, None),
+                              ("fewer", 1000, "c" * 64, "n = 1000, baseline n = 2000"),
+                              ("other", 2000, "d" * 64, "another feature classifier (its sha256 differs)")):
+        rows = {r["metric"]: r for r in experiments.compare(
+            experiments.load_runs(study(name, n, sha)), experiments.load_runs(base),
+            *[experiments.study_folders(s, experiments.load_runs(s)) for s in (tmp_path / name / "results", base)])}
+        assert rows["fid"].get("not_comparable") == why
+        assert rows["fid"]["better"] == ("better" if why is None else "")  # FID 30 -> 20
+        assert "not_comparable" not in rows["valid_nelbo"]
+        assert rows["parzen"].get("not_comparable") == (why if name == "fewer" else None)  # pixels: n alone
+        text = experiments.format_comparison(list(rows.values()))
+        assert (f"not comparable: {why}" in text) == (why is not None)

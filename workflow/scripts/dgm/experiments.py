@@ -680,6 +680,34 @@ def _setting(row: dict) -> tuple:
 
 
 NO_UNCERTAINTY = "none: one seed a side and no per-image values"  # compare's word where nothing judges a change
+QUALITY_METRICS = frozenset(("fid", "kid_mean", "kid_std", "precision", "recall", "density", "coverage", "parzen"))
+
+
+def quality_identity(run_dir: str | os.PathLike | None) -> tuple | None:
+    """(n, classifier sha256) of the run's last scored epoch in quality.json, or None without one:
+    sample-quality numbers compare only at the same n in the same feature network."""
+    path = Path(run_dir) / "quality.json" if run_dir is not None else None
+    if path is None or not path.exists():
+        return None
+    last = max(_read_json(path)["evaluations"], key=lambda e: e["epoch"] or 0)
+    return last.get("n"), last.get("classifier_sha256")
+
+
+def not_comparable(old_dirs: dict, new_dirs: dict, *, features: bool = True) -> str | None:
+    """Why two studies' sample-quality numbers of one setting (run folders by seed) must not be compared:
+    other sample sizes, or (for a metric in the classifier's ``features``) another feature classifier;
+    None where they may (or nothing says)."""
+    old = {quality_identity(d) for d in old_dirs.values()} - {None}
+    new = {quality_identity(d) for d in new_dirs.values()} - {None}
+    if not old or not new:
+        return None
+    reasons = []
+    n_old, n_new = sorted({n for n, _ in old}, key=str), sorted({n for n, _ in new}, key=str)
+    if n_old != n_new:
+        reasons.append(f"n = {'/'.join(map(str, n_new))}, baseline n = {'/'.join(map(str, n_old))}")
+    if features and {c for _, c in old} != {c for _, c in new}:
+        reasons.append("another feature classifier (its sha256 differs)")
+    return "; ".join(reasons) or None
 
 
 def compare(new_rows: list[dict], old_rows: list[dict], new_folders=None, old_folders=None) -> list[dict]:
@@ -689,7 +717,8 @@ def compare(new_rows: list[dict], old_rows: list[dict], new_folders=None, old_fo
     a seed keep per-image values of the metric on the same images (``per_image_values``; the rows' run
     folders given), also the paired change (mean of per-image differences) ± its standard error, and
     ``beyond_noise``: |paired change| > ``NOISE_SE`` SE; ``uncertainty`` says which of the two judged the change,
-    or ``NO_UNCERTAINTY`` where neither could.
+    or ``NO_UNCERTAINTY`` where neither could. A sample-quality metric scored at another n or by another feature
+    classifier on the two sides (``not_comparable``, from the run folders' quality.json) is flagged and not judged.
     Metrics present in only one study are listed with the other side empty."""
     def grouped(rows):
         out: dict[tuple, dict[str, list[float]]] = {}
@@ -728,6 +757,10 @@ def compare(new_rows: list[dict], old_rows: list[dict], new_folders=None, old_fo
                 row.update(paired or {})
                 row["uncertainty"] = ("paired SE over images" if paired and paired["paired_se"] is not None
                                       else "SD over seeds" if row["spread"] is not None else NO_UNCERTAINTY)
+                why = not_comparable(old_dirs.get(setting, {}), new_dirs.get(setting, {}), features=m != "parzen") \
+                    if m in QUALITY_METRICS else None  # Parzen windows work on pixels: only n matters
+                if why:  # flagged, never judged: a change between other n or feature networks is no change
+                    row["not_comparable"], row["better"] = why, ""
             else:
                 row["only_in"] = "baseline" if a else "new"
             rows.append(row)
@@ -743,7 +776,7 @@ def _better(metric: str, change: float) -> str:
 
 COMPARE_COLUMNS = ["dataset", "model", "point", "latent", "metric", "old", "new", "change", "relative", "spread",
                    "exceeds_spread", "paired_change", "paired_se", "paired_images", "beyond_noise", "uncertainty",
-                   "better", "old_seeds", "new_seeds", "only_in"]
+                   "better", "not_comparable", "old_seeds", "new_seeds", "only_in"]
 
 
 def format_comparison(rows: list[dict]) -> str:
@@ -766,7 +799,8 @@ def format_comparison(rows: list[dict]) -> str:
         paired = f"{cell(r['paired_change'])} ± {cell(r['paired_se'])}" if r.get("paired_change") is not None else ""
         judged = r.get("beyond_noise") if r.get("beyond_noise") is not None else r.get("exceeds_spread")
         lines.append([setting, r["metric"], cell(r["old"]), cell(r["new"]), change + rel, paired,
-                      cell(judged) if "change" in r else "", r.get("better", "")])
+                      cell(judged) if "change" in r else "",
+                      f"not comparable: {r['not_comparable']}" if r.get("not_comparable") else r.get("better", "")])
     widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
     return "\n".join("  ".join(c.ljust(w) for c, w in zip(line, widths)).rstrip() for line in lines)
 
