@@ -185,6 +185,7 @@ POINT_FIGURES = "results/{dataset}/figures/{point}"  # figures of one sweep poin
 RUNS = "results/runs"  # the table of every run (runs.tsv, runs_summary.tsv, runs.html)
 COMPARE = "results/compare"  # this study against config compare.baseline
 QUALITY = "results/{dataset}/quality"
+REAL_FEATURES = f"{QUALITY}/real_features.pt"  # the real splits in the classifier's features
 REPORT = "results/report"
 MODEL_FIGURES = {}  # model name -> function(seeds, point) of the figures its own rule file draws
 
@@ -392,7 +393,7 @@ def get_sample_quality_input(wildcards):
     inputs = {
         "model": f"{d}/model.pt",
         "classifier": f"{QUALITY}/classifier.pt".format(dataset=wildcards.dataset),
-        "features": f"{QUALITY}/real_features.pt".format(dataset=wildcards.dataset),
+        "features": REAL_FEATURES.format(dataset=wildcards.dataset),
         "splits": SPLITS.format(dataset=wildcards.dataset),
     }
     if quality_snapshot_epochs(wildcards.model):

@@ -9,7 +9,7 @@ rule train_classifier:
         model=f"{QUALITY}/classifier.pt",
         metrics=f"{QUALITY}/classifier.json",
         curve=f"{QUALITY}/classifier_metrics.csv",
-        features=f"{QUALITY}/real_features.pt",
+        features=REAL_FEATURES,
     log:
         "logs/quality/{dataset}/train_classifier.log",
     benchmark:
@@ -139,7 +139,7 @@ rule memorisation:
     input:
         model=f"{RUN}/model.pt",
         classifier=f"{QUALITY}/classifier.pt",
-        features=f"{QUALITY}/real_features.pt",
+        features=REAL_FEATURES,
         splits=SPLITS,
     output:
         metrics=f"{RUN}/memorisation.json",

@@ -279,9 +279,14 @@ def _test_metrics(path: Path) -> dict:
     return {k: _number(v) for k, v in _read_json(path).items() if k.startswith("test_") and _number(v) is not None}
 
 
+def _last_evaluation(path: Path) -> dict:
+    """quality.json's last evaluated epoch (the trained model's samples)."""
+    return max(_read_json(path)["evaluations"], key=lambda e: e["epoch"] or 0)
+
+
 def _quality_metrics(path: Path) -> dict:
     """quality.json: the last evaluated epoch's sample-quality numbers."""
-    last = max(_read_json(path)["evaluations"], key=lambda e: e["epoch"] or 0)
+    last = _last_evaluation(path)
     return {"parzen" if k == "parzen_mean" else k: _number(last.get(k))
             for k in ("fid", "kid_mean", "kid_std", "precision", "recall", "density", "coverage", "parzen_mean")}
 
@@ -689,25 +694,23 @@ def quality_identity(run_dir: str | os.PathLike | None) -> tuple | None:
     path = Path(run_dir) / "quality.json" if run_dir is not None else None
     if path is None or not path.exists():
         return None
-    last = max(_read_json(path)["evaluations"], key=lambda e: e["epoch"] or 0)
+    last = _last_evaluation(path)
     return last.get("n"), last.get("classifier_sha256")
 
 
-def not_comparable(old_dirs: dict, new_dirs: dict, *, features: bool = True) -> str | None:
+def not_comparable(old_dirs: dict, new_dirs: dict) -> tuple[str | None, str | None]:
     """Why two studies' sample-quality numbers of one setting (run folders by seed) must not be compared:
-    other sample sizes, or (for a metric in the classifier's ``features``) another feature classifier;
-    None where they may (or nothing says)."""
+    (other sample sizes, another feature classifier), each None where nothing says so. Parzen windows
+    work on pixels: only the first concerns them."""
     old = {quality_identity(d) for d in old_dirs.values()} - {None}
     new = {quality_identity(d) for d in new_dirs.values()} - {None}
     if not old or not new:
-        return None
-    reasons = []
+        return None, None
     n_old, n_new = sorted({n for n, _ in old}, key=str), sorted({n for n, _ in new}, key=str)
-    if n_old != n_new:
-        reasons.append(f"n = {'/'.join(map(str, n_new))}, baseline n = {'/'.join(map(str, n_old))}")
-    if features and {c for _, c in old} != {c for _, c in new}:
-        reasons.append("another feature classifier (its sha256 differs)")
-    return "; ".join(reasons) or None
+    n = f"n = {'/'.join(map(str, n_new))}, baseline n = {'/'.join(map(str, n_old))}" if n_old != n_new else None
+    classifier = ("another feature classifier (its sha256 differs)"
+                  if {c for _, c in old} != {c for _, c in new} else None)
+    return n, classifier
 
 
 def compare(new_rows: list[dict], old_rows: list[dict], new_folders=None, old_folders=None) -> list[dict]:
@@ -739,6 +742,7 @@ def compare(new_rows: list[dict], old_rows: list[dict], new_folders=None, old_fo
     rows = []
     for setting in sorted(set(new) | set(old)):
         metrics_new, metrics_old = new.get(setting, {}), old.get(setting, {})
+        n_differs, classifier_differs = not_comparable(old_dirs.get(setting, {}), new_dirs.get(setting, {}))
         for m in list(dict.fromkeys([*metrics_old, *metrics_new])):
             a, b = metrics_old.get(m), metrics_new.get(m)
             row = dict(zip(("dataset", "model", "point", "latent"), setting), metric=m,
@@ -757,8 +761,8 @@ def compare(new_rows: list[dict], old_rows: list[dict], new_folders=None, old_fo
                 row.update(paired or {})
                 row["uncertainty"] = ("paired SE over images" if paired and paired["paired_se"] is not None
                                       else "SD over seeds" if row["spread"] is not None else NO_UNCERTAINTY)
-                why = not_comparable(old_dirs.get(setting, {}), new_dirs.get(setting, {}), features=m != "parzen") \
-                    if m in QUALITY_METRICS else None  # Parzen windows work on pixels: only n matters
+                why = "; ".join(r for r in (n_differs, classifier_differs if m != "parzen" else None) if r) \
+                    if m in QUALITY_METRICS else None
                 if why:  # flagged, never judged: a change between other n or feature networks is no change
                     row["not_comparable"], row["better"] = why, ""
             else:

@@ -396,7 +396,6 @@ class SampleMetrics:
         from torchmetrics.image.fid import FrechetInceptionDistance
         from torchmetrics.image.kid import KernelInceptionDistance
 
-        self._kid_class = KernelInceptionDistance
         extractor = _Features(real.shape[1])
         with warnings.catch_warnings():  # KID keeps every feature: 10,000 x 128 floats are no burden
             warnings.filterwarnings("ignore", message="Metric `Kernel Inception Distance` will save all")
@@ -411,10 +410,12 @@ class SampleMetrics:
         return float(self._fid.compute())
 
     def kid(self, fake: torch.Tensor) -> dict:
+        from torchmetrics.image.kid import KernelInceptionDistance  # loaded by __init__: a lookup
+
         size = min(self.kid_subset_size, len(self.real), len(fake))
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message="Metric `Kernel Inception Distance` will save all")
-            metric = self._kid_class(subset_size=size, **self._kid_options)
+            metric = KernelInceptionDistance(subset_size=size, **self._kid_options)
         metric.update(self.real, real=True)
         metric.update(fake.detach().cpu().double(), real=False)
         with torch.random.fork_rng(devices=[]):  # torchmetrics draws its subsets from the global RNG

@@ -24,7 +24,7 @@ from dgm import memorisation as mem
 from dgm.external import sha256
 from dgm.models import from_checkpoint, load_model
 from dgm.quality import features
-from dgm.tasks.quality import draw_samples, gray_images, load_real_features
+from dgm.tasks.quality import draw_samples, gray_images, load_real_features, real_features
 
 log = logging.getLogger("dgm")
 CHECKS = ("nearest_neighbour", "data_copying", "authenticity")
@@ -54,7 +54,7 @@ def memorisation(*, model_path: str, classifier_path: str, splits_path: str, out
     t_sampled = time.perf_counter()
     train_images = gray_images(splits, "train")
     real = (load_real_features(features_path, splits) if features_path is not None
-            else {name: features(classifier, gray_images(splits, name), batch_size) for name in ("train", "test")})
+            else real_features(classifier, splits, batch_size, names=("train", "test")))
     gen, train, test = (x.to(dev) for x in (features(classifier, images, batch_size), real["train"], real["test"]))
     # (m | l | n, F)
     t_embedded = time.perf_counter()

@@ -77,11 +77,11 @@ def train_classifier(*, splits_path: str, model_path: str, metrics_path: str, cu
 REAL_SPLITS = ("train", "valid", "test")
 
 
-def real_features(classifier, splits: dict, batch_size: int) -> dict[str, torch.Tensor]:
-    """The grey-level train, validation and test splits in the classifier's features (N, F) on the
-    CPU, embedded once in ``batch_size`` batches for every scoring and memorisation job of the
+def real_features(classifier, splits: dict, batch_size: int, names=REAL_SPLITS) -> dict[str, torch.Tensor]:
+    """The grey-level splits ``names`` (train, validation and test) in the classifier's features (N, F)
+    on the CPU, embedded once in ``batch_size`` batches for every scoring and memorisation job of the
     study: a job that embedded them itself in the same batches would get the same numbers."""
-    return {name: features(classifier, gray_images(splits, name), batch_size) for name in REAL_SPLITS}
+    return {name: features(classifier, gray_images(splits, name), batch_size) for name in names}
 
 
 def load_real_features(path: str, splits: dict) -> dict[str, torch.Tensor]:
